@@ -1,0 +1,187 @@
+"""Where Parley keeps conversations, feedback and profiles: the contracts and a memory store.
+
+Three small contracts, one per concern; a real store implements all three (see
+:class:`core.db.SqlStore` for SQLite and PostgreSQL). :class:`MemoryStore` is the
+working in-memory implementation used by tests and by anything that needs no persistence.
+
+Store methods are synchronous: they are short, and the same store serves the Celery
+workers. Async callers run them in a thread. Turns are ordered by id; people appear with
+the latest display name the store has seen for them (a later event without a name keeps it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import replace
+from typing import Protocol
+
+from core.types import (
+    Answer,
+    ContextReport,
+    ConversationKey,
+    Feedback,
+    Role,
+    StoredMessage,
+    UserProfile,
+    UserRef,
+)
+
+__all__ = ["ConversationStore", "FeedbackStore", "MemoryStore", "ProfileStore", "Store"]
+
+
+class ConversationStore(Protocol):
+    """Both sides of every conversation, in order."""
+
+    def append(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        user: UserRef | None = None,
+        platform_message_id: str | None = None,
+        model_version: str | None = None,
+        context: ContextReport | None = None,
+    ) -> StoredMessage:
+        """Store one turn and return it with its id."""
+        ...
+
+    def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` turns since the conversation was last reset, oldest first."""
+        ...
+
+    def reset(self, key: ConversationKey) -> None:
+        """Start a fresh context: earlier turns stay stored but leave the history."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """People's verdicts on answers."""
+
+    def answer(self, answer_id: int) -> Answer | None:
+        """The stored answer with this id, or ``None``."""
+        ...
+
+    def save_feedback(self, feedback: Feedback) -> None:
+        """Store feedback; a person's later feedback on the same answer replaces theirs."""
+        ...
+
+    def feedback_for(self, answer_id: int) -> list[Feedback]:
+        """All current feedback on one answer."""
+        ...
+
+
+class ProfileStore(Protocol):
+    """What Parley knows about each person."""
+
+    def profile(self, user: UserRef) -> UserProfile:
+        """The person's profile; an empty one for someone new."""
+        ...
+
+    def save_profile(self, user: UserRef, profile: UserProfile) -> None:
+        """Replace the person's profile."""
+        ...
+
+
+class Store(ConversationStore, FeedbackStore, ProfileStore, Protocol):
+    """Everything the conversation service needs to keep."""
+
+
+class MemoryStore:
+    """A complete store in a few dictionaries; thread-safe, gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._turns: dict[ConversationKey, list[StoredMessage]] = {}
+        self._since: dict[ConversationKey, int] = {}
+        self._answers: dict[int, Answer] = {}
+        self._feedback: dict[int, dict[tuple[str, str], Feedback]] = {}
+        self._profiles: dict[tuple[str, str], UserProfile] = {}
+        self._names: dict[tuple[str, str], str] = {}
+
+    def _known(self, user: UserRef | None) -> UserRef | None:
+        """The person with the latest name seen for them."""
+        if user is None:
+            return None
+        name = self._names.get((user.platform, user.id), user.display_name)
+        return user if name == user.display_name else replace(user, display_name=name)
+
+    def _remember(self, user: UserRef) -> None:
+        if user.display_name is not None:
+            self._names[(user.platform, user.id)] = user.display_name
+
+    def _current(self, message: StoredMessage) -> StoredMessage:
+        user = self._known(message.user)
+        return message if user is message.user else replace(message, user=user)
+
+    def append(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        user: UserRef | None = None,
+        platform_message_id: str | None = None,
+        model_version: str | None = None,
+        context: ContextReport | None = None,
+    ) -> StoredMessage:
+        with self._lock:
+            if user is not None:
+                self._remember(user)
+            stored = StoredMessage(
+                id=next(self._ids),
+                role=role,
+                text=text,
+                user=user,
+                platform_message_id=platform_message_id,
+                model_version=model_version,
+                context=context,
+            )
+            self._turns.setdefault(key, []).append(stored)
+            if role is Role.ASSISTANT:
+                self._answers[stored.id] = Answer(message=stored, conversation=key)
+            return stored
+
+    def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        with self._lock:
+            since = self._since.get(key, 0)
+            turns = [t for t in self._turns.get(key, []) if t.id > since]
+            return [self._current(t) for t in turns[-limit:]] if limit > 0 else []
+
+    def reset(self, key: ConversationKey) -> None:
+        with self._lock:
+            turns = self._turns.get(key)
+            if turns:
+                self._since[key] = turns[-1].id
+
+    def answer(self, answer_id: int) -> Answer | None:
+        with self._lock:
+            found = self._answers.get(answer_id)
+            if found is None:
+                return None
+            return replace(found, message=self._current(found.message))
+
+    def save_feedback(self, feedback: Feedback) -> None:
+        with self._lock:
+            if feedback.answer_id not in self._answers:
+                raise KeyError(f"no answer with id {feedback.answer_id}")
+            self._remember(feedback.user)
+            by_user = self._feedback.setdefault(feedback.answer_id, {})
+            by_user[(feedback.user.platform, feedback.user.id)] = feedback
+
+    def feedback_for(self, answer_id: int) -> list[Feedback]:
+        with self._lock:
+            given = self._feedback.get(answer_id, {}).values()
+            return [replace(f, user=self._known(f.user) or f.user) for f in given]
+
+    def profile(self, user: UserRef) -> UserProfile:
+        with self._lock:
+            return self._profiles.get((user.platform, user.id), UserProfile())
+
+    def save_profile(self, user: UserRef, profile: UserProfile) -> None:
+        with self._lock:
+            self._profiles[(user.platform, user.id)] = replace(
+                profile, preferences=dict(profile.preferences)
+            )
