@@ -1,0 +1,165 @@
+"""The tables behind :class:`core.db.SqlStore`, as SQLAlchemy declarative models.
+
+``migrations/versions`` creates exactly these tables; ``tests/test_store.py`` checks that
+autogenerate finds no difference, so a change here needs a migration next to it::
+
+    alembic revision --autogenerate -m "what changed"
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "ConversationRow",
+    "FeedbackRow",
+    "MessageRow",
+    "ProfileRow",
+    "UTCDateTime",
+    "UserRow",
+]
+
+# Stable constraint names on every backend, so later migrations can name what they drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only gives an auto-incrementing key to a column declared exactly INTEGER.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back in UTC, SQLite included."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive times; store UTC (naive on SQLite, which keeps no zone)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use core.types.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return the stored time as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of Parley's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserRow(Base):
+    """A person as one platform knows them; created on first sight."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_user_id: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProfileRow(Base):
+    """What Parley knows about one person (:class:`core.types.UserProfile`)."""
+
+    __tablename__ = "profiles"
+
+    user_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    display_name: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(Text)
+    preferences: Mapped[dict[str, str]] = mapped_column(JSON)
+    facts: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConversationRow(Base):
+    """One conversation, named by :meth:`core.types.ConversationKey.encode`."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str | None] = mapped_column(Text)
+    chat: Mapped[str] = mapped_column(Text)
+    thread: Mapped[str | None] = mapped_column(Text)
+    # The last message id before the latest reset; the history starts after it (0: never).
+    context_since: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MessageRow(Base):
+    """One turn of a conversation, from either side."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "conversation_id", "id"),
+        CheckConstraint("role IN ('system', 'user', 'assistant')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(Id, ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    platform_message_id: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeedbackRow(Base):
+    """One person's current verdict on one answer; later feedback replaces it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("answer_id", "user_id"),
+        CheckConstraint("rating IN ('good', 'bad')", name="rating"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    answer_id: Mapped[int] = mapped_column(Id, ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    rating: Mapped[str | None] = mapped_column(String(8))
+    correction: Mapped[str | None] = mapped_column(Text)
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

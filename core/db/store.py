@@ -1,0 +1,299 @@
+"""The persistent store: :class:`core.store.Store` in SQLite or PostgreSQL.
+
+It behaves like :class:`core.store.MemoryStore`, which the shared test suite checks against
+all backends. Every method is one short transaction. People are created on first sight
+and keep the latest display name any platform event gave them; conversations are created
+with their first message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.db.engine import WRITE, store_errors
+from core.db.models import Base, ConversationRow, FeedbackRow, MessageRow, ProfileRow, UserRow
+from core.errors import ConfigurationError
+from core.types import (
+    Answer,
+    ContextReport,
+    ConversationKey,
+    Feedback,
+    Rating,
+    Role,
+    StoredMessage,
+    UserProfile,
+    UserRef,
+    utcnow,
+)
+
+__all__ = ["SqlStore"]
+
+_DIALECTS = ("postgresql", "sqlite")
+
+
+class SqlStore:
+    """A complete store in a database made by :func:`core.db.create_engine_for`.
+
+    Create its tables first with :func:`core.db.upgrade`. Failures of the database raise
+    :class:`core.errors.StoreError`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in _DIALECTS:
+            raise ConfigurationError(f"Parley cannot store in {engine.dialect.name} databases")
+        self._engine = engine
+        self._writer = engine.execution_options(**WRITE)
+
+    def dispose(self) -> None:
+        """Close the database connections (at shutdown)."""
+        self._engine.dispose()
+
+    def append(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        user: UserRef | None = None,
+        platform_message_id: str | None = None,
+        model_version: str | None = None,
+        context: ContextReport | None = None,
+    ) -> StoredMessage:
+        """Store one turn and return it with its id."""
+        with self._session(write=True) as s:
+            row = MessageRow(
+                conversation_id=self._conversation_id(s, key),
+                role=role.value,
+                user_id=self._user_id(s, user) if user is not None else None,
+                text=text,
+                platform_message_id=platform_message_id,
+                model_version=model_version,
+                context=context.to_json() if context is not None else None,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return StoredMessage(
+                id=row.id,
+                role=role,
+                text=text,
+                user=user,
+                created_at=row.created_at,
+                platform_message_id=platform_message_id,
+                model_version=model_version,
+                context=context,
+            )
+
+    def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` turns since the conversation was last reset, oldest first."""
+        if limit <= 0:
+            return []
+        query = (
+            select(MessageRow, UserRow)
+            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+            .where(ConversationRow.key == key.encode())
+            .where(MessageRow.id > ConversationRow.context_since)
+            .order_by(MessageRow.id.desc())
+            .limit(limit)
+        )
+        with self._session(write=False) as s:
+            rows = s.execute(query).all()
+            return [_stored(message, user) for message, user in reversed(rows)]
+
+    def reset(self, key: ConversationKey) -> None:
+        """Start a fresh context: earlier turns stay stored but leave the history."""
+        last = (
+            select(func.max(MessageRow.id))
+            .where(MessageRow.conversation_id == ConversationRow.id)
+            .scalar_subquery()
+        )
+        with self._session(write=True) as s:
+            s.execute(
+                update(ConversationRow)
+                .where(ConversationRow.key == key.encode())
+                .values(context_since=func.coalesce(last, ConversationRow.context_since))
+            )
+
+    def answer(self, answer_id: int) -> Answer | None:
+        """The stored answer with this id, or ``None``."""
+        query = (
+            select(MessageRow, UserRow, ConversationRow)
+            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+            .where(MessageRow.id == answer_id, MessageRow.role == Role.ASSISTANT.value)
+        )
+        with self._session(write=False) as s:
+            row = s.execute(query).first()
+            if row is None:
+                return None
+            message, user, conversation = row
+            key = ConversationKey(
+                platform=conversation.platform,
+                workspace=conversation.workspace,
+                chat=conversation.chat,
+                thread=conversation.thread,
+            )
+            return Answer(message=_stored(message, user), conversation=key)
+
+    def save_feedback(self, feedback: Feedback) -> None:
+        """Store feedback; a person's later feedback on the same answer replaces theirs."""
+        is_answer = (MessageRow.id == feedback.answer_id, MessageRow.role == Role.ASSISTANT.value)
+        with self._session(write=True) as s:
+            if s.scalar(select(MessageRow.id).where(*is_answer)) is None:
+                raise KeyError(f"no answer with id {feedback.answer_id}")
+            insert = self._insert(FeedbackRow).values(
+                answer_id=feedback.answer_id,
+                user_id=self._user_id(s, feedback.user),
+                rating=feedback.rating.value if feedback.rating is not None else None,
+                correction=feedback.correction,
+                given_at=feedback.given_at,
+                updated_at=utcnow(),
+            )
+            replaced = ("rating", "correction", "given_at", "updated_at")
+            s.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[FeedbackRow.answer_id, FeedbackRow.user_id],
+                    set_={name: insert.excluded[name] for name in replaced},
+                )
+            )
+
+    def feedback_for(self, answer_id: int) -> list[Feedback]:
+        """All current feedback on one answer, in the order people first gave it."""
+        query = (
+            select(FeedbackRow, UserRow)
+            .join(UserRow, FeedbackRow.user_id == UserRow.id)
+            .where(FeedbackRow.answer_id == answer_id)
+            .order_by(FeedbackRow.id)
+        )
+        with self._session(write=False) as s:
+            return [
+                Feedback(
+                    answer_id=row.answer_id,
+                    user=_user_ref(user),
+                    rating=Rating(row.rating) if row.rating is not None else None,
+                    correction=row.correction,
+                    given_at=row.given_at,
+                )
+                for row, user in s.execute(query).all()
+            ]
+
+    def profile(self, user: UserRef) -> UserProfile:
+        """The person's profile; an empty one for someone new."""
+        query = (
+            select(ProfileRow)
+            .join(UserRow, ProfileRow.user_id == UserRow.id)
+            .where(UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
+        )
+        with self._session(write=False) as s:
+            row = s.scalar(query)
+            if row is None:
+                return UserProfile()
+            return UserProfile(
+                display_name=row.display_name,
+                language=row.language,
+                preferences=dict(row.preferences),
+                facts=tuple(row.facts),
+            )
+
+    def save_profile(self, user: UserRef, profile: UserProfile) -> None:
+        """Replace the person's profile."""
+        with self._session(write=True) as s:
+            insert = self._insert(ProfileRow).values(
+                user_id=self._user_id(s, user),
+                display_name=profile.display_name,
+                language=profile.language,
+                preferences=dict(profile.preferences),
+                facts=list(profile.facts),
+                updated_at=utcnow(),
+            )
+            replaced = ("display_name", "language", "preferences", "facts", "updated_at")
+            s.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[ProfileRow.user_id],
+                    set_={name: insert.excluded[name] for name in replaced},
+                )
+            )
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Session]:
+        """One transaction; a write takes SQLite's write lock when it begins."""
+        with (
+            store_errors(self._engine),
+            Session(self._writer if write else self._engine) as session,
+            session.begin(),
+        ):
+            yield session
+
+    def _insert(self, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can say what to do ON CONFLICT, in this database's dialect."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _user_id(self, s: Session, user: UserRef) -> int:
+        """The person's row id: created on first sight, renamed when their name changed."""
+        same = (UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
+        row = s.execute(select(UserRow.id, UserRow.display_name).where(*same)).first()
+        if row is None:
+            s.execute(
+                self._insert(UserRow)
+                .values(
+                    platform=user.platform,
+                    platform_user_id=user.id,
+                    display_name=user.display_name,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=[UserRow.platform, UserRow.platform_user_id])
+            )
+            return s.execute(select(UserRow.id).where(*same)).scalar_one()
+        if user.display_name is not None and user.display_name != row.display_name:
+            s.execute(
+                update(UserRow).where(UserRow.id == row.id).values(display_name=user.display_name)
+            )
+        return int(row.id)
+
+    def _conversation_id(self, s: Session, key: ConversationKey) -> int:
+        """The conversation's row id, created with its first message."""
+        same = ConversationRow.key == key.encode()
+        found = s.scalar(select(ConversationRow.id).where(same))
+        if found is not None:
+            return found
+        s.execute(
+            self._insert(ConversationRow)
+            .values(
+                key=key.encode(),
+                platform=key.platform,
+                workspace=key.workspace,
+                chat=key.chat,
+                thread=key.thread,
+                context_since=0,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=[ConversationRow.key])
+        )
+        return s.execute(select(ConversationRow.id).where(same)).scalar_one()
+
+
+def _user_ref(row: UserRow) -> UserRef:
+    """The platform's view of a stored person."""
+    return UserRef(platform=row.platform, id=row.platform_user_id, display_name=row.display_name)
+
+
+def _stored(message: MessageRow, user: UserRow | None) -> StoredMessage:
+    """A stored turn as the rest of Parley sees it."""
+    return StoredMessage(
+        id=message.id,
+        role=Role(message.role),
+        text=message.text,
+        user=_user_ref(user) if user is not None else None,
+        created_at=message.created_at,
+        platform_message_id=message.platform_message_id,
+        model_version=message.model_version,
+        context=ContextReport.from_json(message.context) if message.context is not None else None,
+    )
