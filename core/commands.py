@@ -1,0 +1,65 @@
+"""Parsing the slash commands people type, the same on every platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.types import Rating
+
+__all__ = ["COMMANDS", "Command", "FeedbackArgs", "parse_command", "parse_feedback"]
+
+COMMANDS: dict[str, str] = {
+    "help": "show what I can do",
+    "reset": "start a fresh conversation (I forget the context, not your feedback)",
+    "feedback": "rate my last answer: /feedback good|bad [what the answer should have been]",
+    "explain": "show what went into my last answer",
+}
+"""The core's commands and their one-line descriptions, in the order /help lists them."""
+
+_RATINGS = {
+    "good": Rating.GOOD,
+    "+": Rating.GOOD,
+    "+1": Rating.GOOD,
+    "👍": Rating.GOOD,
+    "bad": Rating.BAD,
+    "-": Rating.BAD,
+    "-1": Rating.BAD,
+    "👎": Rating.BAD,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A slash command: its lower-case name and the text after it."""
+
+    name: str
+    args: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackArgs:
+    """A parsed ``/feedback``: a rating and an optional correction."""
+
+    rating: Rating
+    correction: str | None
+
+
+def parse_command(text: str) -> Command | None:
+    """``/Name@bot args`` becomes ``Command("name", "args")``; other text gives ``None``."""
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    head, _, args = text[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name:
+        return None
+    return Command(name, args.strip())
+
+
+def parse_feedback(args: str) -> FeedbackArgs | None:
+    """``good``/``bad`` (or 👍/👎, +/-) then an optional correction; ``None`` if malformed."""
+    word, _, rest = args.strip().partition(" ")
+    rating = _RATINGS.get(word.lower())
+    if rating is None:
+        return None
+    correction = rest.strip() or None
+    return FeedbackArgs(rating, correction)

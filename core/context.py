@@ -1,0 +1,176 @@
+"""Building the prompt for one answer within an exact token budget.
+
+The prompt is the system instructions, the person's profile, as many recent turns as fit,
+and the current message, measured with the model's own tokenizer and chat template
+(:class:`core.generator.TokenCounter`). The instructions and the current message always go
+in; profile lines go in while they fit; then turns are added newest first until the next
+one would not fit. The final prompt is measured whole, so the budget holds exactly even
+for templates whose turns do not add up token for token.
+
+Turns that do not fit are **dropped, not summarised**: with a small model on a CPU, a
+summary costs a generation per turn and often invents facts. Dropped turns stay in the
+store (for feedback and training); :class:`core.types.ContextReport` lists them and
+``/explain`` shows how many were left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.errors import ParleyError
+from core.generator import TokenCounter
+from core.types import ChatTurn, ContextReport, Role, Segment, StoredMessage, UserProfile, UserRef
+
+__all__ = ["ContextBuilder", "MessageTooLong", "profile_lines"]
+
+PREVIEW_CHARS = 40
+
+
+class MessageTooLong(ParleyError):
+    """The current message alone does not fit into the prompt budget."""
+
+    def __init__(self, tokens: int, available: int) -> None:
+        super().__init__(
+            f"Your message is too long for me: about {tokens} tokens, and I can take "
+            f"{max(available, 0)}. Please shorten it or split it into parts."
+        )
+        self.tokens = tokens
+        self.available = available
+
+
+def profile_lines(profile: UserProfile) -> list[tuple[str, str]]:
+    """The profile as ``(label, line)`` pairs, in the order they enter the prompt."""
+    lines: list[tuple[str, str]] = []
+    if profile.display_name:
+        lines.append(("name", f"The user's name is {profile.display_name}."))
+    if profile.language:
+        lines.append(("language", f"The user prefers answers in {profile.language}."))
+    for key, value in sorted(profile.preferences.items()):
+        lines.append((f"preference {key}", f"The user's preferred {key}: {value}."))
+    for i, fact in enumerate(profile.facts, 1):
+        lines.append((f"fact {i}", fact if fact.endswith(".") else f"{fact}."))
+    return lines
+
+
+def _preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBuilder:
+    """Builds prompts of at most ``budget`` tokens (generation prompt included)."""
+
+    counter: TokenCounter
+    system_prompt: str
+    budget: int
+    assistant_name: str = "Parley"
+
+    def build(
+        self,
+        *,
+        history: Sequence[StoredMessage],
+        text: str,
+        speaker: UserRef | None,
+        profile: UserProfile,
+        group: bool = False,
+    ) -> ContextReport:
+        """The prompt for answering ``text``, after ``history`` (oldest first)."""
+        count = self.counter.count_chat
+        current = ChatTurn(Role.USER, self._content(text, speaker, group))
+
+        def system(lines: Sequence[str]) -> ChatTurn:
+            if not lines:
+                return ChatTurn(Role.SYSTEM, self.system_prompt)
+            about = "\n".join(f"- {line}" for line in lines)
+            # Small models take the profile's name for their own unless told otherwise last.
+            return ChatTurn(
+                Role.SYSTEM,
+                f"{self.system_prompt}\n\nAbout the user:\n{about}\n"
+                f"You are {self.assistant_name}, not the user.",
+            )
+
+        base = count([system([]), current], add_generation_prompt=True)
+        if base > self.budget:
+            raise MessageTooLong(
+                self.counter.count_text(text), self.budget - (base - self.counter.count_text(text))
+            )
+
+        # Profile lines, in order, while they fit beside the instructions and the message.
+        segments = [
+            Segment(
+                kind="system",
+                label="instructions",
+                tokens=count([system([])], add_generation_prompt=False),
+            )
+        ]
+        kept: list[str] = []
+        used = base
+        for label, line in profile_lines(profile):
+            trial = count([system([*kept, line]), current], add_generation_prompt=True)
+            fits = trial <= self.budget
+            segments.append(
+                Segment(kind="profile", label=label, tokens=trial - used, included=fits)
+            )
+            if fits:
+                kept.append(line)
+                used = trial
+        head = system(kept)
+
+        # Recent turns, newest first, priced one by one; then the whole prompt is measured.
+        # A turn is priced after the system turn: some templates add a default system prompt
+        # to a conversation that starts without one.
+        head_alone = count([head], add_generation_prompt=False)
+
+        def cost_of(turn: ChatTurn) -> int:
+            return count([head, turn], add_generation_prompt=False) - head_alone
+
+        chosen: list[tuple[StoredMessage, ChatTurn, int]] = []
+        for stored in reversed(history):
+            turn = self._turn(stored, group)
+            cost = cost_of(turn)
+            if used + cost > self.budget:
+                break
+            chosen.append((stored, turn, cost))
+            used += cost
+        chosen.reverse()
+        while True:
+            turns = (head, *(t for _, t, _ in chosen), current)
+            total = count(turns, add_generation_prompt=True)
+            if total <= self.budget or not chosen:
+                break
+            chosen.pop(0)
+
+        included = {stored.id for stored, _, _ in chosen}
+        costs = {stored.id: cost for stored, _, cost in chosen}
+        for stored in history:
+            segments.append(
+                Segment(
+                    kind="turn",
+                    label=f"{stored.role}: {_preview(stored.text)}",
+                    tokens=costs.get(stored.id) or cost_of(self._turn(stored, group)),
+                    included=stored.id in included,
+                    message_id=stored.id,
+                )
+            )
+        segments.append(
+            Segment(kind="message", label=f"user: {_preview(text)}", tokens=cost_of(current))
+        )
+        return ContextReport(
+            turns=turns,
+            segments=tuple(segments),
+            prompt_tokens=total,
+            budget_tokens=self.budget,
+            dropped_turns=len(history) - len(chosen),
+        )
+
+    @staticmethod
+    def _content(text: str, speaker: UserRef | None, group: bool) -> str:
+        """In group chats each user turn carries its speaker's name."""
+        return f"{speaker.label}: {text}" if group and speaker is not None else text
+
+    def _turn(self, stored: StoredMessage, group: bool) -> ChatTurn:
+        if stored.role is Role.USER:
+            return ChatTurn(Role.USER, self._content(stored.text, stored.user, group))
+        return ChatTurn(stored.role, stored.text)

@@ -1,0 +1,63 @@
+"""Factories for the core's types, so that tests say only what matters to them."""
+
+from __future__ import annotations
+
+from core.conversation import ConversationOptions, ConversationService
+from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
+from core.store import MemoryStore, Store
+from core.types import Message, UserRef
+
+SYSTEM_PROMPT = "You are a test assistant."
+
+
+def make_user(user_id: str = "u1", name: str | None = None, platform: str = "test") -> UserRef:
+    """A person on the test platform."""
+    return UserRef(platform=platform, id=user_id, display_name=name)
+
+
+def make_message(
+    text: str,
+    *,
+    user: UserRef | None = None,
+    chat: str = "c1",
+    thread: str | None = None,
+    workspace: str | None = None,
+    is_group: bool = False,
+) -> Message:
+    """A message on the test platform."""
+    user = user or make_user()
+    return Message(
+        platform=user.platform,
+        chat=chat,
+        user=user,
+        text=text,
+        thread=thread,
+        workspace=workspace,
+        is_group=is_group,
+    )
+
+
+def make_service(
+    *,
+    store: Store | None = None,
+    generator: EchoGenerator | None = None,
+    tokens: TokenCounter | None = None,
+    prompt_budget: int = 200,
+    max_new_tokens: int = 50,
+    max_message_chars: int = 2000,
+) -> tuple[ConversationService, Store, EchoGenerator]:
+    """A conversation service over a memory store and the echo generator."""
+    store = store if store is not None else MemoryStore()
+    generator = generator if generator is not None else EchoGenerator()
+    service = ConversationService(
+        store=store,
+        generator=generator,
+        tokens=tokens or WordTokenCounter(),
+        options=ConversationOptions(
+            system_prompt=SYSTEM_PROMPT,
+            prompt_budget=prompt_budget,
+            max_new_tokens=max_new_tokens,
+            max_message_chars=max_message_chars,
+        ),
+    )
+    return service, store, generator

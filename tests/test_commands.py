@@ -1,0 +1,38 @@
+"""Slash-command parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.commands import Command, FeedbackArgs, parse_command, parse_feedback
+from core.types import Rating
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/help", Command("help", "")),
+        ("/Feedback  bad  it is Paris ", Command("feedback", "bad  it is Paris")),
+        ("/explain@ParleyBot", Command("explain", "")),
+        ("hello /help", None),
+        ("//not a command", None),
+        ("/", None),
+        ("/@bot", None),
+    ],
+)
+def test_parse_command(text: str, expected: Command | None) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("good", FeedbackArgs(Rating.GOOD, None)),
+        ("👎 The answer is 4.", FeedbackArgs(Rating.BAD, "The answer is 4.")),
+        ("BAD   ", FeedbackArgs(Rating.BAD, None)),
+        ("", None),
+        ("great", None),
+    ],
+)
+def test_parse_feedback(args: str, expected: FeedbackArgs | None) -> None:
+    assert parse_feedback(args) == expected
