@@ -93,3 +93,11 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 # ------------------------------------ end of stores ------------------------------------
 
+
+# ---------------------------------------------------------------------------------------
+# The real packaged model, loaded once per session (tests/model_fixtures.py).
+# ---------------------------------------------------------------------------------------
+
+from tests.model_fixtures import generator, test_settings  # noqa: E402
+
+__all__ = ["generator", "test_settings"]

