@@ -15,8 +15,9 @@ store (for feedback and training); :class:`core.types.ContextReport` lists them 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import ParleyError
 from core.generator import TokenCounter
@@ -60,12 +61,18 @@ def _preview(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ContextBuilder:
-    """Builds prompts of at most ``budget`` tokens (generation prompt included)."""
+    """Builds prompts of at most ``budget`` tokens (generation prompt included).
+
+    The price of each turn is remembered (up to ``cache_size`` turns); the whole prompt is
+    still measured every time, so the budget holds even for templates that do not add up.
+    """
 
     counter: TokenCounter
     system_prompt: str
     budget: int
     assistant_name: str = "Parley"
+    cache_size: int = 4096
+    _costs: OrderedDict[ChatTurn, int] = field(default_factory=OrderedDict, repr=False)
 
     def build(
         self,
@@ -124,7 +131,17 @@ class ContextBuilder:
         head_alone = count([head], add_generation_prompt=False)
 
         def cost_of(turn: ChatTurn) -> int:
-            return count([head, turn], add_generation_prompt=False) - head_alone
+            # Rendering a turn costs far more than the rest of an answer's bookkeeping, and
+            # the same turns come back with every message: remember their prices.
+            cost = self._costs.get(turn)
+            if cost is None:
+                cost = count([head, turn], add_generation_prompt=False) - head_alone
+                self._costs[turn] = cost
+                if len(self._costs) > self.cache_size:
+                    self._costs.popitem(last=False)
+            else:
+                self._costs.move_to_end(turn)
+            return cost
 
         chosen: list[tuple[StoredMessage, ChatTurn, int]] = []
         for stored in reversed(history):

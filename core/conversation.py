@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 
 from core.commands import COMMANDS, Command, parse_command, parse_feedback
 from core.context import ContextBuilder, MessageTooLong
-from core.errors import ParleyError
 from core.generator import GenerationRequest, Generator, TokenCounter
 from core.store import Store
 from core.streaming import Streamed
@@ -82,8 +81,17 @@ class ConversationService:
                 log.exception("command /%s failed", command.name)
                 reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
         else:
-            async for item in self._answer(message, text):
-                yield item
+            shown = False
+            try:
+                async for item in self._answer(message, text):
+                    shown = shown or isinstance(item, str)
+                    yield item
+            except Exception:
+                # The message is stored (or its storing failed and the platform may resend):
+                # either way the person gets one reply, and the log gets the trace.
+                log.exception("answering a message in %s failed", message.key.encode())
+                yield ("\n\n" if shown else "") + APOLOGY
+                yield Reply(kind=ReplyKind.ERROR, text=APOLOGY)
             return
         yield reply.text
         yield reply
@@ -123,22 +131,9 @@ class ConversationService:
                 request_id=str(asked.id),
             )
         )
-        streamed: list[str] = []
-        try:
-            async for delta in stream:
-                streamed.append(delta)
-                yield delta
-            result = stream.result
-        except ParleyError as exc:
-            log.error("answer to message %s failed: %s", asked.id, exc, exc_info=True)
-            yield from_apology(streamed)
-            yield Reply(kind=ReplyKind.ERROR, text=APOLOGY)
-            return
-        except Exception:
-            log.exception("answer to message %s failed", asked.id)
-            yield from_apology(streamed)
-            yield Reply(kind=ReplyKind.ERROR, text=APOLOGY)
-            return
+        async for delta in stream:
+            yield delta
+        result = stream.result
         answer_text = result.text or "…"
         stored = await asyncio.to_thread(
             store.append,
@@ -212,11 +207,6 @@ class ConversationService:
                 text="There is nothing to explain yet: I have not answered in this conversation."
             )
         return Reply(text=explain_context(answer))
-
-
-def from_apology(streamed: list[str]) -> str:
-    """The text to stream after a failure, continuing whatever was already shown."""
-    return ("\n\n" if streamed else "") + APOLOGY
 
 
 def explain_context(answer: StoredMessage) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from core.conversation import APOLOGY
-from core.errors import GenerationError
-from core.generator import EchoGenerator
-from core.types import Rating, ReplyKind, Role
+from core.errors import GenerationError, StoreError
+from core.generator import EchoGenerator, GenerationRequest, GenerationResult
+from core.store import MemoryStore
+from core.streaming import Streamed
+from core.types import Rating, ReplyKind, Role, StoredMessage
 from tests.factories import make_message, make_service, make_user
 
 
@@ -143,3 +147,38 @@ async def test_help_lists_commands() -> None:
     text = (await service.handle(make_message("/help")).collect()).text
     for command in ("/help", "/reset", "/feedback", "/explain"):
         assert command in text
+
+
+async def test_store_failure_gives_one_apology() -> None:
+    class BrokenStore(MemoryStore):
+        def append(self, *args: object, **kwargs: object) -> StoredMessage:  # type: ignore[override]
+            raise StoreError("database is down (PARLEY_DATABASE_URL)")
+
+    service, _, generator = make_service(store=BrokenStore())
+    reply = await service.handle(make_message("hello")).collect()
+    assert reply.kind is ReplyKind.ERROR
+    assert reply.text == APOLOGY
+    assert generator.requests == []
+
+
+async def test_failure_mid_answer_continues_with_an_apology() -> None:
+    class HalfGenerator(EchoGenerator):
+        def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
+            async def run() -> AsyncIterator[str | GenerationResult]:
+                yield "The answer is"
+                raise GenerationError("out of memory")
+
+            return Streamed(run())
+
+    service, store, _ = make_service(generator=HalfGenerator())
+    stream = service.handle(make_message("hello"))
+    deltas = [d async for d in stream]
+    assert deltas == ["The answer is", "\n\n" + APOLOGY]
+    assert stream.result.kind is ReplyKind.ERROR
+    assert [t.role for t in store.history(make_message("x").key, 10)] == [Role.USER]
+
+
+async def test_the_platform_name_enters_the_prompt() -> None:
+    service, _, generator = make_service()
+    await service.handle(make_message("hi", user=make_user(name="Ada"))).collect()
+    assert "The user's name is Ada." in generator.requests[0].turns[0].content
