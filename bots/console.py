@@ -1,0 +1,143 @@
+"""Chat with Parley in a terminal: no token, no outside service.
+
+Usage::
+
+    python -m bots.console              # the embedded default: SQLite under data/, packaged model
+    python -m bots.console --name Ada   # tell Parley your name
+    PARLEY_MODEL=/path/to/model python -m bots.console
+
+Answers stream as the model writes them. Commands: /help, /reset, /feedback good|bad
+[correction], /explain, /quit (or Ctrl-D). Ctrl-C stops an answer; at the prompt, it quits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+from core.conversation import ConversationService
+from core.errors import ParleyError
+from core.types import Message, UserRef
+
+__all__ = ["main", "run_console"]
+
+PLATFORM = "console"
+QUIT = {"/quit", "/exit", "/q"}
+PROMPT_USER = "you> "
+PROMPT_BOT = "parley> "
+
+
+def _in_daemon_thread(read: Callable[[], str]) -> asyncio.Future[str]:
+    """Run a blocking read in a daemon thread, so that quitting never waits for a keypress."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def settle(value: str | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value or "")
+
+    def run() -> None:
+        try:
+            value, error = read(), None
+        except BaseException as exc:  # handed over to the event loop as the future's error
+            value, error = None, exc
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="parley-console-input", daemon=True).start()
+    return future
+
+
+async def _read_line(stdin: TextIO, stdout: TextIO) -> str | None:
+    """One line from the person, or ``None`` at end of input."""
+    if stdin is sys.stdin and stdin.isatty():
+        try:
+            return await _in_daemon_thread(lambda: input(PROMPT_USER))
+        except EOFError:
+            return None
+    stdout.write(PROMPT_USER)
+    stdout.flush()
+    line = await _in_daemon_thread(stdin.readline)
+    return line.rstrip("\r\n") if line else None
+
+
+async def run_console(
+    service: ConversationService, *, user: UserRef, stdin: TextIO, stdout: TextIO
+) -> None:
+    """Read lines, hand them to the service, and stream the replies until /quit or EOF."""
+    chat = f"{user.id}"
+    while True:
+        line = await _read_line(stdin, stdout)
+        if line is None or line.strip().lower() in QUIT:
+            stdout.write("\nBye!\n" if line is None else "Bye!\n")
+            stdout.flush()
+            return
+        message = Message(platform=PLATFORM, chat=chat, user=user, text=line)
+        stdout.write(PROMPT_BOT)
+        stream = service.handle(message)
+        try:
+            async for delta in stream:
+                stdout.write(delta)
+                stdout.flush()
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            await stream.aclose()
+            stdout.write(" [stopped]")
+        stdout.write("\n")
+        stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the console chat on the configured (by default embedded) deployment."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bots.console", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--name", help="your name, for Parley to use")
+    parser.add_argument(
+        "--user", default=getpass.getuser(), help="your user id (default: your login)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from config import load_settings
+    from config.wiring import build_embedded
+
+    try:
+        settings = load_settings()
+        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+        parley = build_embedded(settings, quit="leave the chat (or Ctrl-D)")
+    except ParleyError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    loaded = parley.generator.loaded
+    print(
+        f"Parley is ready ({loaded.version} on {loaded.device}, "
+        f"loaded in {loaded.load_seconds:.1f} s). "
+        "Type a message, /help for commands, /quit to leave.",
+        flush=True,
+    )
+    user = UserRef(platform=PLATFORM, id=args.user, display_name=args.name)
+    try:
+        asyncio.run(run_console(parley.service, user=user, stdin=sys.stdin, stdout=sys.stdout))
+    except KeyboardInterrupt:
+        print("\nBye!")
+    finally:
+        parley.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
