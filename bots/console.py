@@ -90,6 +90,10 @@ async def run_console(
                 stdout.write(delta)
                 stdout.flush()
         except (KeyboardInterrupt, asyncio.CancelledError):
+            # Ctrl-C while answering stops the answer, not the chat.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             await stream.aclose()
             stdout.write(" [stopped]")
         stdout.write("\n")

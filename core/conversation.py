@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -83,9 +84,10 @@ class ConversationService:
         else:
             shown = False
             try:
-                async for item in self._answer(message, text):
-                    shown = shown or isinstance(item, str)
-                    yield item
+                async with aclosing(self._answer(message, text)) as answering:
+                    async for item in answering:
+                        shown = shown or isinstance(item, str)
+                        yield item
             except Exception:
                 # The message is stored (or its storing failed and the platform may resend):
                 # either way the person gets one reply, and the log gets the trace.
@@ -131,8 +133,25 @@ class ConversationService:
                 request_id=str(asked.id),
             )
         )
-        async for delta in stream:
-            yield delta
+        shown: list[str] = []
+        try:
+            async for delta in stream:
+                shown.append(delta)
+                yield delta
+        finally:
+            if shown and not stream.finished:
+                # Stopped or failed part-way: what the person saw is kept as the answer,
+                # so that the context stays true and feedback can name it.
+                await stream.aclose()
+                partial = "".join(shown).strip()
+                await asyncio.to_thread(
+                    store.append,
+                    key,
+                    Role.ASSISTANT,
+                    partial,
+                    model_version=self._generator.model_version,
+                    context=context,
+                )
         result = stream.result
         answer_text = result.text or "…"
         stored = await asyncio.to_thread(

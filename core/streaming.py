@@ -54,6 +54,11 @@ class Streamed(Generic[ResultT]):
             await aclose()
 
     @property
+    def finished(self) -> bool:
+        """True once the stream has ended with its result."""
+        return self._result is not None
+
+    @property
     def result(self) -> ResultT:
         """The final result; only available once the stream has ended."""
         if self._result is None:

@@ -175,7 +175,27 @@ async def test_failure_mid_answer_continues_with_an_apology() -> None:
     deltas = [d async for d in stream]
     assert deltas == ["The answer is", "\n\n" + APOLOGY]
     assert stream.result.kind is ReplyKind.ERROR
-    assert [t.role for t in store.history(make_message("x").key, 10)] == [Role.USER]
+    history = store.history(make_message("x").key, 10)
+    assert [(t.role, t.text) for t in history] == [
+        (Role.USER, "hello"),
+        (Role.ASSISTANT, "The answer is"),
+    ]
+
+
+async def test_an_answer_stopped_by_the_reader_keeps_what_was_shown() -> None:
+    service, store, generator = make_service(
+        generator=EchoGenerator(replies=["one two three four five"])
+    )
+    stream = service.handle(make_message("count"))
+    seen = [await anext(stream), await anext(stream)]
+    await stream.aclose()
+    history = store.history(make_message("x").key, 10)
+    assert [t.text for t in history] == ["count", "".join(seen).strip()]
+    reply = await service.handle(make_message("/feedback bad Too short")).collect()
+    assert "correction" in reply.text
+    assert store.feedback_for(history[1].id)[0].correction == "Too short"
+    await service.handle(make_message("next")).collect()
+    assert [t.content for t in generator.requests[-1].turns][1:] == ["count", "one two", "next"]
 
 
 async def test_the_platform_name_enters_the_prompt() -> None:

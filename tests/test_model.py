@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,16 @@ def test_broken_model_folder_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="Could not load the model") as caught:
         load_model(settings)
     assert "PARLEY_MODEL" in str(caught.value)
+
+
+@pytest.mark.slow
+async def test_closing_a_stream_stops_the_model(generator: TransformersGenerator) -> None:
+    long = GenerationRequest(turns=ask("Write a long story about a dragon."), max_new_tokens=400)
+    stream = generator.generate(long)
+    await anext(stream)
+    await stream.aclose()
+    # The model serves one answer at a time: the next one starts only once the first stopped.
+    # 400 more tokens would take about 30 s here; a stopped model answers within seconds.
+    started = time.perf_counter()
+    await generator.generate(GenerationRequest(turns=ask("Say hi."), max_new_tokens=4)).collect()
+    assert time.perf_counter() - started < 10
