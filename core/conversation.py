@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from core.commands import COMMANDS, Command, parse_command, parse_feedback
@@ -98,7 +98,7 @@ class ConversationService:
         yield reply.text
         yield reply
 
-    async def _answer(self, message: Message, text: str) -> AsyncIterator[str | Reply]:
+    async def _answer(self, message: Message, text: str) -> AsyncGenerator[str | Reply, None]:
         key = message.key
         store = self._store
         asked = await asyncio.to_thread(
