@@ -2,7 +2,8 @@
 
 Prints, for the configured model (the packaged SmolLM2-135M-Instruct by default):
 
-- model load time, cold (GGUF conversion into an empty cache) and cached;
+- model load time, cold (GGUF conversion into an empty cache) and cached, and the time a
+  new process takes to import torch and transformers and load the cached model;
 - first-token latency and tokens per second for a typical chat turn, through Parley's
   streaming generator, against plain ``model.generate`` on the same prompt as the baseline;
 - the time the conversation service spends outside the model per message (SQLite store,
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +62,18 @@ class Turn:
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def measure_fresh_process(settings: Settings) -> float:
+    """Seconds for a new Python process to import torch and transformers and load the cache."""
+    code = (
+        "from config import load_settings; from workers.model import load_model; "
+        "load_model(load_settings())"
+    )
+    env = {**os.environ, "PARLEY_MODEL_CACHE_DIR": str(settings.models_dir.resolve())}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def measure_load(settings: Settings, skip_cold: bool) -> tuple[float | None, float]:
@@ -158,6 +173,8 @@ def pct(values: list[float], q: float) -> float:
 async def main(args: argparse.Namespace) -> None:
     settings = load_settings(temperature=0.0)
     cold, cached = measure_load(settings, args.skip_cold)
+    log("starting a fresh process that loads the cached model …")
+    fresh = measure_fresh_process(settings)
     generator = TransformersGenerator.from_settings(settings)
     system = ChatTurn(Role.SYSTEM, settings.system_prompt)
     turns = (system, *TURNS)
@@ -183,6 +200,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     row("model load, cold (GGUF conversion)", "skipped" if cold is None else f"{cold:.1f} s")
     row("model load, cached safetensors", f"{cached:.1f} s")
+    row("new process to model ready (imports included)", f"{fresh:.1f} s")
     print(
         f"chat turn: {prompt_tokens} prompt tokens, up to {args.max_new_tokens} new tokens, "
         f"median of {args.runs} runs, greedy"
