@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
+    from workers.generation import TransformersGenerator
+
+    assert isinstance(parley.generator, TransformersGenerator)
     loaded = parley.generator.loaded
     print(
         f"Parley is ready ({loaded.version} on {loaded.device}, "

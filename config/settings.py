@@ -87,12 +87,45 @@ class Settings(BaseSettings):
         default=8000, ge=1, description="Longer messages are refused before any model work."
     )
 
-    # Platforms (used by the adapters).
-    telegram_token: SecretStr | None = None
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
+    # Telegram.
+    telegram_token: SecretStr | None = Field(default=None, description="From @BotFather.")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL (a self-hosted Bot API server, or a test server).",
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL of /telegram/webhook; empty means polling."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="Checked against X-Telegram-Bot-Api-Secret-Token."
+    )
 
-    @field_validator("database_url", mode="before")
+    # Slack.
+    slack_bot_token: SecretStr | None = Field(default=None, description="xoxb-… bot token.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies every HTTP request from Slack."
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="xapp-… token; when set, Socket Mode instead of HTTP."
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Web API base URL (GovSlack uses another)."
+    )
+
+    # The web process (Telegram webhook, Slack events, health, metrics).
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator(
+        "database_url",
+        "telegram_token",
+        "telegram_webhook_url",
+        "telegram_webhook_secret",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from config.settings import Settings
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
+from core.generator import Generator
 from core.store import Store
 from workers.generation import TransformersGenerator
 
@@ -26,15 +27,15 @@ class Parley:
 
     settings: Settings
     store: Store
-    generator: TransformersGenerator
+    generator: Generator
     service: ConversationService
 
     def close(self) -> None:
         """Release the model and the database connections."""
-        self.generator.close()
-        dispose = getattr(self.store, "dispose", None)
-        if dispose is not None:
-            dispose()
+        for part in (self.generator, self.store):
+            release = getattr(part, "close", None) or getattr(part, "dispose", None)
+            if release is not None:
+                release()
 
 
 def conversation_options(settings: Settings, **extra_commands: str) -> ConversationOptions:

@@ -6,13 +6,28 @@ from dataclasses import dataclass
 
 from core.types import Rating
 
-__all__ = ["COMMANDS", "Command", "FeedbackArgs", "parse_command", "parse_feedback"]
+__all__ = [
+    "COMMANDS",
+    "PROFILE_FIELDS",
+    "Command",
+    "FeedbackArgs",
+    "ProfileArgs",
+    "parse_command",
+    "parse_feedback",
+    "parse_profile",
+]
+
+PROFILE_FIELDS = ("name", "language", "length", "tone")
+"""What ``/profile`` can set: the name and language, and preferences for answers."""
 
 COMMANDS: dict[str, str] = {
+    "start": "say hello and see what I can do",
     "help": "show what I can do",
     "reset": "start a fresh conversation (I forget the context, not your feedback)",
     "feedback": "rate my last answer: /feedback good|bad [what the answer should have been]",
     "explain": "show what went into my last answer",
+    "profile": "see what I know about you; set it: /profile name|language|length|tone VALUE",
+    "forget": "delete everything I hold about you",
 }
 """The core's commands and their one-line descriptions, in the order /help lists them."""
 
@@ -63,3 +78,28 @@ def parse_feedback(args: str) -> FeedbackArgs | None:
         return None
     correction = rest.strip() or None
     return FeedbackArgs(rating, correction)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileArgs:
+    """A parsed ``/profile``: show (no field), set a field, or clear one field or all."""
+
+    action: str  # "show" | "set" | "clear"
+    field: str | None = None
+    value: str | None = None
+
+
+def parse_profile(args: str) -> ProfileArgs | None:
+    """``""`` shows, ``FIELD VALUE`` sets, ``clear [FIELD]`` clears; ``None`` if malformed."""
+    words = args.split(maxsplit=1)
+    if not words:
+        return ProfileArgs("show")
+    head = words[0].lower()
+    rest = words[1].strip() if len(words) > 1 else ""
+    if head == "clear":
+        if not rest:
+            return ProfileArgs("clear")
+        return ProfileArgs("clear", rest.lower()) if rest.lower() in PROFILE_FIELDS else None
+    if head in PROFILE_FIELDS and rest:
+        return ProfileArgs("set", head, rest[:100])
+    return None

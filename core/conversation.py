@@ -10,18 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
-from core.commands import COMMANDS, Command, parse_command, parse_feedback
+from core.commands import (
+    COMMANDS,
+    PROFILE_FIELDS,
+    Command,
+    parse_command,
+    parse_feedback,
+    parse_profile,
+)
 from core.context import ContextBuilder, MessageTooLong
 from core.generator import GenerationRequest, Generator, TokenCounter
+from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.store import Store
 from core.streaming import Streamed
-from core.types import Feedback, Message, Rating, Reply, ReplyKind, Role, StoredMessage
+from core.types import (
+    Feedback,
+    Message,
+    Rating,
+    Reply,
+    ReplyKind,
+    Role,
+    StoredMessage,
+    UserProfile,
+    UserRef,
+)
 
-__all__ = ["ConversationOptions", "ConversationService"]
+__all__ = ["ConversationOptions", "ConversationService", "describe_profile", "explain_context"]
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +80,63 @@ class ConversationService:
 
     def handle(self, message: Message) -> Streamed[Reply]:
         """Reply to one message; iterate the result for streamed text."""
-        return Streamed(self._handle(message))
+        return Streamed(self._measured(message))
 
-    async def _handle(self, message: Message) -> AsyncIterator[str | Reply]:
+    async def _measured(self, message: Message) -> AsyncIterator[str | Reply]:
+        MESSAGES.labels(message.platform).inc()
+        started = time.perf_counter()
+        first = True
+        async with aclosing(self._handle(message)) as replies:
+            async for item in replies:
+                if isinstance(item, Reply):
+                    REPLIES.labels(str(item.kind)).inc()
+                    if item.kind is ReplyKind.ANSWER:
+                        ANSWER_SECONDS.observe(time.perf_counter() - started)
+                elif first:
+                    first = False
+                    FIRST_TOKEN_SECONDS.observe(time.perf_counter() - started)
+                yield item
+
+    def should_answer(self, message: Message) -> bool:
+        """Private chats get an answer to everything; groups when Parley is addressed."""
+        if not message.is_group:
+            return True
+        addressed = message.mentions_bot or message.reply_to_bot
+        return addressed or parse_command(message.text.strip()) is not None
+
+    async def first_delivery(self, platform: str, event_id: str) -> bool:
+        """True the first time a platform event arrives; False for redeliveries and retries.
+
+        Raises :class:`core.errors.StoreError` when the database is down: the caller must
+        then refuse the event so that the platform delivers it again.
+        """
+        return await asyncio.to_thread(self._store.claim_event, platform, event_id)
+
+    async def delivered(self, answer_id: int, platform_message_id: str) -> None:
+        """Record which platform message shows an answer, so replies to it can name it."""
+        await asyncio.to_thread(self._store.mark_delivered, answer_id, platform_message_id)
+
+    async def rate(self, answer_id: int, user: UserRef, rating: Rating) -> Reply:
+        """A 👍/👎 on one answer; a person's later rating replaces their earlier one."""
+        answer = await asyncio.to_thread(self._store.answer, answer_id)
+        if answer is None:
+            return Reply(
+                text="I can't find that answer any more, so I could not record your rating."
+            )
+        await asyncio.to_thread(
+            self._store.save_feedback, Feedback(answer_id=answer_id, user=user, rating=rating)
+        )
+        return Reply(text=_thanks(rating))
+
+    async def _handle(self, message: Message) -> AsyncGenerator[str | Reply, None]:
         text = message.text.strip()
-        if not text:
+        if message.media:
+            kinds = " and ".join(dict.fromkeys(message.media))
+            reply = Reply(
+                text=f"I can only read text for now, so I can't open {kinds} messages yet. "
+                "Please type your question" + (" (I did not read the caption)." if text else ".")
+            )
+        elif not text:
             reply = Reply(
                 text="I got an empty message. Type a question, or /help to see what I can do."
             )
@@ -173,6 +244,16 @@ class ConversationService:
         name = command.name
         if name == "help":
             return Reply(text=self._help())
+        if name == "start":
+            return Reply(text=f"Hi! I'm {self._options.assistant_name}. {self._help()}")
+        if name == "profile":
+            return await self._profile(message, command.args)
+        if name == "forget":
+            removed = await asyncio.to_thread(self._store.forget, message.user)
+            return Reply(
+                text="Done: I deleted everything I held about you: your messages, feedback "
+                f"and profile ({removed} item{'s' if removed != 1 else ''})."
+            )
         if name == "reset":
             await asyncio.to_thread(self._store.reset, message.key)
             return Reply(
@@ -202,7 +283,14 @@ class ConversationService:
                 text="Usage: /feedback good or /feedback bad [what the answer should have been]. "
                 "For example: /feedback bad The meeting is on Tuesday."
             )
-        answer = await self._last_answer(message)
+        answer = None
+        if message.reply_to is not None:
+            named = await asyncio.to_thread(
+                self._store.find_by_platform_id, message.key, message.reply_to
+            )
+            answer = named if named is not None and named.role is Role.ASSISTANT else None
+        if answer is None:
+            answer = await self._last_answer(message)
         if answer is None:
             return Reply(text="There is no answer of mine to rate yet in this conversation.")
         feedback = Feedback(
@@ -212,12 +300,29 @@ class ConversationService:
             correction=parsed.correction,
         )
         await asyncio.to_thread(self._store.save_feedback, feedback)
-        thanks = "Thanks, noted that my last answer was " + (
-            "helpful." if parsed.rating is Rating.GOOD else "not good."
-        )
+        thanks = _thanks(parsed.rating)
         if parsed.correction:
             thanks += " I saved your correction; it will help me learn."
         return Reply(text=thanks)
+
+    async def _profile(self, message: Message, args: str) -> Reply:
+        parsed = parse_profile(args)
+        if parsed is None:
+            fields = ", ".join(PROFILE_FIELDS)
+            return Reply(
+                text=f"Usage: /profile to see it, /profile FIELD VALUE to set one of {fields} "
+                "(e.g. /profile length short), /profile clear [FIELD] to clear."
+            )
+        user = message.user
+        profile = await asyncio.to_thread(self._store.profile, user)
+        if parsed.action == "show":
+            return Reply(text=describe_profile(profile))
+        if parsed.action == "clear" and parsed.field is None:
+            profile = UserProfile()
+        else:
+            profile = _set_field(profile, parsed.field or "", parsed.value)
+        await asyncio.to_thread(self._store.save_profile, user, profile)
+        return Reply(text="Saved. " + describe_profile(profile))
 
     async def _explain(self, message: Message) -> Reply:
         answer = await self._last_answer(message)
@@ -243,3 +348,36 @@ def explain_context(answer: StoredMessage) -> str:
     if report.dropped_turns:
         lines.append(f"{report.dropped_turns} older turn(s) did not fit and were left out.")
     return "\n".join(lines)
+
+
+def _thanks(rating: Rating) -> str:
+    good = rating is Rating.GOOD
+    return "Thanks, noted that my answer was " + ("helpful." if good else "not good.")
+
+
+def describe_profile(profile: UserProfile) -> str:
+    """What Parley knows about a person, as a short text."""
+    if profile.is_empty():
+        return "I don't know anything about you yet. Set something with /profile name Ada."
+    lines = ["What I know about you:"]
+    if profile.display_name:
+        lines.append(f"• name: {profile.display_name}")
+    if profile.language:
+        lines.append(f"• language: {profile.language}")
+    lines.extend(f"• {key}: {value}" for key, value in sorted(profile.preferences.items()))
+    lines.extend(f"• fact: {fact}" for fact in profile.facts)
+    return "\n".join(lines)
+
+
+def _set_field(profile: UserProfile, name: str, value: str | None) -> UserProfile:
+    """The profile with one field set (or cleared, when ``value`` is None)."""
+    if name == "name":
+        return replace(profile, display_name=value)
+    if name == "language":
+        return replace(profile, language=value)
+    preferences = dict(profile.preferences)
+    if value is None:
+        preferences.pop(name, None)
+    else:
+        preferences[name] = value
+    return replace(profile, preferences=preferences)

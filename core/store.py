@@ -1,6 +1,6 @@
 """Where Parley keeps conversations, feedback and profiles: the contracts and a memory store.
 
-Three small contracts, one per concern; a real store implements all three (see
+Five small contracts, one per concern; a real store implements them all (see
 :class:`core.db.SqlStore` for SQLite and PostgreSQL). :class:`MemoryStore` is the
 working in-memory implementation used by tests and by anything that needs no persistence.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from core.types import (
@@ -25,9 +26,18 @@ from core.types import (
     StoredMessage,
     UserProfile,
     UserRef,
+    utcnow,
 )
 
-__all__ = ["ConversationStore", "FeedbackStore", "MemoryStore", "ProfileStore", "Store"]
+__all__ = [
+    "ConversationStore",
+    "EventStore",
+    "FeedbackStore",
+    "MemoryStore",
+    "PrivacyStore",
+    "ProfileStore",
+    "Store",
+]
 
 
 class ConversationStore(Protocol):
@@ -53,6 +63,16 @@ class ConversationStore(Protocol):
 
     def reset(self, key: ConversationKey) -> None:
         """Start a fresh context: earlier turns stay stored but leave the history."""
+        ...
+
+    def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """Record the platform message that shows a stored answer; raise KeyError if unknown."""
+        ...
+
+    def find_by_platform_id(
+        self, key: ConversationKey, platform_message_id: str
+    ) -> StoredMessage | None:
+        """The newest turn of the conversation shown by that platform message, or ``None``."""
         ...
 
 
@@ -84,7 +104,34 @@ class ProfileStore(Protocol):
         ...
 
 
-class Store(ConversationStore, FeedbackStore, ProfileStore, Protocol):
+class EventStore(Protocol):
+    """Which platform events have been handled, so that a redelivered one is ignored."""
+
+    def claim_event(self, platform: str, event_id: str) -> bool:
+        """True for the first claim of an event, False ever after; atomic across processes."""
+        ...
+
+    def purge_events(self, older_than: datetime) -> int:
+        """Forget events first claimed before ``older_than``; return how many."""
+        ...
+
+
+class PrivacyStore(Protocol):
+    """Forgetting a person on request."""
+
+    def forget(self, user: UserRef) -> int:
+        """Remove everything held about a person; return how many items went.
+
+        Their messages go from every conversation; a conversation where nobody else wrote
+        (a private chat) goes whole, answers included. Feedback they gave or that was given
+        on a removed answer goes, then their profile and the person. Items counted:
+        messages, conversations, feedback, profile and the person themselves; an unknown
+        person gives 0.
+        """
+        ...
+
+
+class Store(ConversationStore, FeedbackStore, ProfileStore, EventStore, PrivacyStore, Protocol):
     """Everything the conversation service needs to keep."""
 
 
@@ -99,18 +146,23 @@ class MemoryStore:
         self._answers: dict[int, Answer] = {}
         self._feedback: dict[int, dict[tuple[str, str], Feedback]] = {}
         self._profiles: dict[tuple[str, str], UserProfile] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        # Everyone seen, with the latest name seen for them (None: never named).
+        self._people: dict[tuple[str, str], str | None] = {}
+        self._events: dict[tuple[str, str], datetime] = {}
 
     def _known(self, user: UserRef | None) -> UserRef | None:
         """The person with the latest name seen for them."""
         if user is None:
             return None
-        name = self._names.get((user.platform, user.id), user.display_name)
+        name = self._people.get((user.platform, user.id))
+        if name is None:
+            name = user.display_name
         return user if name == user.display_name else replace(user, display_name=name)
 
     def _remember(self, user: UserRef) -> None:
-        if user.display_name is not None:
-            self._names[(user.platform, user.id)] = user.display_name
+        person = (user.platform, user.id)
+        if user.display_name is not None or person not in self._people:
+            self._people[person] = user.display_name
 
     def _current(self, message: StoredMessage) -> StoredMessage:
         user = self._known(message.user)
@@ -156,6 +208,26 @@ class MemoryStore:
             if turns:
                 self._since[key] = turns[-1].id
 
+    def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        with self._lock:
+            for key, turns in self._turns.items():
+                for i, turn in enumerate(turns):
+                    if turn.id == message_id:
+                        turns[i] = replace(turn, platform_message_id=platform_message_id)
+                        if message_id in self._answers:
+                            self._answers[message_id] = Answer(message=turns[i], conversation=key)
+                        return
+            raise KeyError(f"no message with id {message_id}")
+
+    def find_by_platform_id(
+        self, key: ConversationKey, platform_message_id: str
+    ) -> StoredMessage | None:
+        with self._lock:
+            for turn in reversed(self._turns.get(key, [])):
+                if turn.platform_message_id == platform_message_id:
+                    return self._current(turn)
+            return None
+
     def answer(self, answer_id: int) -> Answer | None:
         with self._lock:
             found = self._answers.get(answer_id)
@@ -182,6 +254,54 @@ class MemoryStore:
 
     def save_profile(self, user: UserRef, profile: UserProfile) -> None:
         with self._lock:
+            self._remember(user)
             self._profiles[(user.platform, user.id)] = replace(
                 profile, preferences=dict(profile.preferences)
             )
+
+    def claim_event(self, platform: str, event_id: str) -> bool:
+        with self._lock:
+            if (platform, event_id) in self._events:
+                return False
+            self._events[(platform, event_id)] = utcnow()
+            return True
+
+    def purge_events(self, older_than: datetime) -> int:
+        with self._lock:
+            old = [event for event, seen in self._events.items() if seen < older_than]
+            for event in old:
+                del self._events[event]
+            return len(old)
+
+    def forget(self, user: UserRef) -> int:
+        person = (user.platform, user.id)
+
+        def theirs(turn: StoredMessage) -> bool:
+            return turn.user is not None and (turn.user.platform, turn.user.id) == person
+
+        with self._lock:
+            if person not in self._people:
+                return 0
+            removed: list[int] = []
+            count = 0
+            for key, turns in list(self._turns.items()):
+                if not any(theirs(t) for t in turns):
+                    continue
+                if any(t.user is not None and not theirs(t) for t in turns):
+                    gone = [t for t in turns if theirs(t)]
+                    self._turns[key] = [t for t in turns if not theirs(t)]
+                else:  # nobody else wrote here: a private chat goes whole
+                    gone = turns
+                    del self._turns[key]
+                    self._since.pop(key, None)
+                    count += 1
+                removed.extend(t.id for t in gone)
+            count += len(removed)
+            for message_id in removed:
+                self._answers.pop(message_id, None)
+                count += len(self._feedback.pop(message_id, {}))
+            for by_user in self._feedback.values():
+                count += by_user.pop(person, None) is not None
+            count += self._profiles.pop(person, None) is not None
+            del self._people[person]
+            return count + 1

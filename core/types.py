@@ -87,7 +87,12 @@ class UserRef:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    """One message a person sent to Parley, already translated from its platform."""
+    """One message a person sent to Parley, already translated from its platform.
+
+    ``mentions_bot`` and ``reply_to_bot`` say how a group message addresses Parley;
+    ``reply_to`` is the platform id of the message it answers; ``media`` names the kinds
+    of non-text content it carries ("photo", "voice", "file", ...), with ``text`` as caption.
+    """
 
     platform: str
     chat: str
@@ -98,6 +103,10 @@ class Message:
     message_id: str | None = None
     sent_at: datetime = field(default_factory=utcnow)
     is_group: bool = False
+    mentions_bot: bool = False
+    reply_to: str | None = None
+    reply_to_bot: bool = False
+    media: tuple[str, ...] = ()
 
     @property
     def key(self) -> ConversationKey:

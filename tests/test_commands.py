@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.commands import Command, FeedbackArgs, parse_command, parse_feedback
+from core.commands import (
+    Command,
+    FeedbackArgs,
+    ProfileArgs,
+    parse_command,
+    parse_feedback,
+    parse_profile,
+)
 from core.types import Rating
 
 
@@ -36,3 +43,20 @@ def test_parse_command(text: str, expected: Command | None) -> None:
 )
 def test_parse_feedback(args: str, expected: FeedbackArgs | None) -> None:
     assert parse_feedback(args) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("", ProfileArgs("show")),
+        ("name Ada Lovelace", ProfileArgs("set", "name", "Ada Lovelace")),
+        ("LENGTH short", ProfileArgs("set", "length", "short")),
+        ("clear", ProfileArgs("clear")),
+        ("clear tone", ProfileArgs("clear", "tone")),
+        ("clear shoes", None),
+        ("name", None),
+        ("shoe 9", None),
+    ],
+)
+def test_parse_profile(args: str, expected: ProfileArgs | None) -> None:
+    assert parse_profile(args) == expected

@@ -11,15 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
 from core.db import SqlStore, create_engine_for, upgrade
-from core.db.engine import describe_failure
+from core.db.engine import WRITE, describe_failure
 from core.db.models import Base, UserRow
 from core.errors import ConfigurationError, StoreError
 from core.types import Answer, ConversationKey, Feedback, Rating, Role, UserProfile, UserRef
@@ -29,6 +30,7 @@ KEY = ConversationKey("slack", "T1", "C1", "1700000000.000100")
 OTHER = ConversationKey("telegram", None, "-100200", None)
 ANN = UserRef("slack", "U1", "Ann")
 BOB = UserRef("slack", "U2", "Bob")
+CAROL = UserRef("telegram", "42", "Carol")
 
 
 def test_everything_survives_a_new_engine(database_url: str) -> None:
@@ -75,6 +77,54 @@ def test_migrations_create_exactly_the_models(database_url: str) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
         assert context.get_current_revision() == script.get_current_head()
+    engine.dispose()
+
+
+def downgrade(url: str, revision: str) -> None:
+    """``alembic downgrade revision`` on the database at ``url``, in one transaction."""
+    engine = create_engine_for(url)
+    config = Config(str(REPO / "alembic.ini"))
+    with engine.execution_options(**WRITE).begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    engine.dispose()
+
+
+def test_0002_downgrades_and_upgrades_keeping_every_message_and_feedback(
+    database_url: str,
+) -> None:
+    engine = create_engine_for(database_url)
+    store = SqlStore(engine)
+    question = store.append(KEY, Role.USER, "hi", user=ANN, platform_message_id="1")
+    answer = store.append(KEY, Role.ASSISTANT, "hello", model_version="v1")
+    feedback = Feedback(answer_id=answer.id, user=BOB, rating=Rating.GOOD)
+    store.save_feedback(feedback)
+    store.claim_event("slack", "Ev1")
+
+    downgrade(database_url, "0001")
+    assert "events" not in inspect(engine).get_table_names()
+    assert store.history(KEY, 10) == [question, answer]
+    assert store.feedback_for(answer.id) == [feedback]
+
+    upgrade(database_url)
+    assert store.history(KEY, 10) == [question, answer]
+    assert store.feedback_for(answer.id) == [feedback]
+    assert store.claim_event("slack", "Ev1") is True
+    engine.dispose()
+
+
+def test_ids_of_forgotten_messages_are_never_given_again(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    store = SqlStore(engine)
+    store.append(KEY, Role.USER, "hi", user=ANN)
+    private = ConversationKey("telegram", None, "42", None)
+    store.append(private, Role.USER, "hello", user=CAROL)
+    last = store.append(private, Role.ASSISTANT, "hi Carol")
+    store.forget(CAROL)
+
+    # Feedback buttons still name the forgotten answer; no new message may take its id.
+    assert store.append(KEY, Role.ASSISTANT, "later").id > last.id
+    assert store.answer(last.id) is None
     engine.dispose()
 
 

@@ -9,7 +9,9 @@ The SQL store's own duties (migrations, connections, failures) are in tests/test
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -31,12 +33,16 @@ from core.types import (
     StoredMessage,
     UserProfile,
     UserRef,
+    utcnow,
 )
 
 KEY = ConversationKey("slack", "T1", "C1", "1700000000.000100")
 OTHER = ConversationKey("telegram", None, "-100200", None)
 ANN = UserRef("slack", "U1", "Ann")
 BOB = UserRef("slack", "U2", "Bob")
+CAROL = UserRef("telegram", "42", "Carol")
+DAN = UserRef("telegram", "43", "Dan")
+DM = ConversationKey("slack", "T1", "D1", None)
 
 
 def make_report(message_id: int | None = None) -> ContextReport:
@@ -233,10 +239,225 @@ def test_concurrent_appends_keep_every_turn_in_order(store: Store) -> None:
         assert [t.text for t in history if t.text.startswith(f"{n}:")] == [t.text for t in turns]
 
 
+# ---- Delivery: which platform message shows which stored turn -----------------------------
+
+
+def test_mark_delivered_records_the_platform_message_of_an_answer(store: Store) -> None:
+    question = store.append(KEY, Role.USER, "hi", user=ANN, platform_message_id="100")
+    answer = store.append(KEY, Role.ASSISTANT, "hello", model_version="v1")
+    assert store.find_by_platform_id(KEY, "100") == question
+    assert store.find_by_platform_id(KEY, "101") is None
+
+    store.mark_delivered(answer.id, "101")
+    delivered = replace(answer, platform_message_id="101")
+    assert store.find_by_platform_id(KEY, "101") == delivered
+    assert store.history(KEY, 10) == [question, delivered]
+    assert store.answer(answer.id) == Answer(message=delivered, conversation=KEY)
+
+    store.mark_delivered(answer.id, "102")  # a later delivery overwrites
+    assert store.find_by_platform_id(KEY, "101") is None
+    assert store.find_by_platform_id(KEY, "102") == replace(answer, platform_message_id="102")
+    assert store.find_by_platform_id(KEY, "100") == question
+
+
+def test_find_by_platform_id_is_scoped_to_the_conversation_and_prefers_the_newest(
+    store: Store,
+) -> None:
+    here = store.append(KEY, Role.USER, "here", user=ANN, platform_message_id="7")
+    there = store.append(OTHER, Role.USER, "there", user=BOB, platform_message_id="7")
+    assert store.find_by_platform_id(KEY, "7") == here
+    assert store.find_by_platform_id(OTHER, "7") == there
+    assert store.find_by_platform_id(DM, "7") is None
+
+    answer = store.append(KEY, Role.ASSISTANT, "newer")
+    store.mark_delivered(answer.id, "7")
+    store.append(KEY, Role.USER, "unrelated", user=ANN, platform_message_id="8")
+    store.reset(KEY)  # a reset leaves the turns findable
+    assert store.find_by_platform_id(KEY, "7") == replace(answer, platform_message_id="7")
+    assert store.find_by_platform_id(OTHER, "7") == there
+
+
+def test_mark_delivered_of_an_unknown_message_raises_key_error(store: Store) -> None:
+    (question,) = chat(store, KEY, 1)
+
+    with pytest.raises(KeyError):
+        store.mark_delivered(question.id + 1000, "1")
+    assert store.find_by_platform_id(KEY, "1") is None
+    assert store.history(KEY, 10) == [question]
+
+
+# ---- Events: each platform event is handled once -----------------------------------------
+
+
+def test_claim_event_is_true_only_the_first_time(store: Store) -> None:
+    assert store.claim_event("slack", "Ev1") is True
+    assert store.claim_event("slack", "Ev1") is False
+    assert store.claim_event("slack", "Ev1") is False
+    assert store.claim_event("telegram", "Ev1") is True  # platforms are independent
+    assert store.claim_event("slack", "Ev2") is True
+    assert store.claim_event("telegram", "Ev1") is False
+
+
+def test_concurrent_claims_of_one_event_have_exactly_one_winner(store: Store) -> None:
+    threads, events = 8, 25
+    start = threading.Barrier(threads)
+    won: dict[int, list[bool]] = {}
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            won[n] = [store.claim_event("slack", f"Ev{i}") for i in range(events)]
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert errors == []
+    assert len(won) == threads
+    for i in range(events):
+        assert sum(claims[i] for claims in won.values()) == 1, f"Ev{i}"
+
+
+def test_purge_events_forgets_only_the_older_events(store: Store) -> None:
+    store.claim_event("slack", "old")
+    time.sleep(0.01)
+    cutoff = utcnow()
+    time.sleep(0.01)
+    store.claim_event("slack", "new")
+
+    assert store.purge_events(cutoff - timedelta(hours=1)) == 0
+    assert store.purge_events(cutoff) == 1
+    assert store.claim_event("slack", "new") is False
+    assert store.claim_event("slack", "old") is True  # forgotten, so claimable again
+    assert store.purge_events(utcnow() + timedelta(minutes=1)) == 2
+    assert store.claim_event("slack", "new") is True
+
+
+# ---- Privacy: forgetting a person ----------------------------------------------------------
+
+
+def test_forget_in_a_private_chat_removes_the_chat_and_everything_about_the_person(
+    store: Store,
+) -> None:
+    private = ConversationKey("telegram", None, "42", None)
+    question = store.append(private, Role.USER, "hi", user=CAROL, platform_message_id="1")
+    answer = store.append(private, Role.ASSISTANT, "hello", model_version="v1")
+    store.mark_delivered(answer.id, "2")
+    store.save_feedback(Feedback(answer_id=answer.id, user=CAROL, rating=Rating.GOOD))
+    store.save_profile(CAROL, UserProfile(language="de", facts=("likes tea",)))
+    # Dan, untouched, except for the feedback Carol gave on his answer.
+    dans = ConversationKey("telegram", None, "43", None)
+    dan_turns = [
+        store.append(dans, Role.USER, "hey", user=DAN, platform_message_id="1"),
+        store.append(dans, Role.ASSISTANT, "hey Dan"),
+    ]
+    dan_feedback = Feedback(answer_id=dan_turns[1].id, user=DAN, rating=Rating.BAD)
+    store.save_feedback(dan_feedback)
+    store.save_feedback(Feedback(answer_id=dan_turns[1].id, user=CAROL, rating=Rating.GOOD))
+    dan_profile = UserProfile(display_name="Daniel")
+    store.save_profile(DAN, dan_profile)
+
+    # 2 messages, 1 conversation, 2 feedback, 1 profile, 1 person.
+    assert store.forget(CAROL) == 7
+
+    assert store.history(private, 10) == []
+    assert store.answer(answer.id) is None
+    assert store.answer(question.id) is None
+    assert store.feedback_for(answer.id) == []
+    assert store.find_by_platform_id(private, "1") is None
+    assert store.find_by_platform_id(private, "2") is None
+    assert store.profile(CAROL) == UserProfile()
+    assert store.history(dans, 10) == dan_turns
+    assert store.answer(dan_turns[1].id) == Answer(message=dan_turns[1], conversation=dans)
+    assert store.feedback_for(dan_turns[1].id) == [dan_feedback]
+    assert store.profile(DAN) == dan_profile
+    assert store.forget(CAROL) == 0
+
+
+def test_forget_in_a_shared_conversation_removes_only_their_messages_and_feedback(
+    store: Store,
+) -> None:
+    ann_asks = store.append(KEY, Role.USER, "Ann asks", user=ANN, platform_message_id="a1")
+    bob_asks = store.append(KEY, Role.USER, "Bob asks", user=BOB, platform_message_id="b1")
+    answer = store.append(KEY, Role.ASSISTANT, "for both", model_version="v1")
+    store.mark_delivered(answer.id, "p1")
+    store.append(KEY, Role.USER, "Ann thanks", user=ANN)
+    later = store.append(KEY, Role.ASSISTANT, "welcome")
+    bob_feedback = Feedback(answer_id=answer.id, user=BOB, rating=Rating.BAD)
+    store.save_feedback(Feedback(answer_id=answer.id, user=ANN, rating=Rating.GOOD))
+    store.save_feedback(bob_feedback)
+    store.save_feedback(Feedback(answer_id=later.id, user=ANN, correction="You're welcome."))
+    store.save_profile(ANN, UserProfile(language="en"))
+    bob_profile = UserProfile(language="fr")
+    store.save_profile(BOB, bob_profile)
+    ann_dm = [store.append(DM, Role.USER, "psst", user=ANN), store.append(DM, Role.ASSISTANT, "?")]
+    bob_alone = store.append(OTHER, Role.USER, "alone", user=BOB)
+
+    # Shared: 2 messages, 2 feedback. Private DM: 2 messages, 1 conversation. Profile, person.
+    assert store.forget(ANN) == 9
+
+    delivered = replace(answer, platform_message_id="p1")
+    assert store.history(KEY, 10) == [bob_asks, delivered, later]
+    assert store.answer(answer.id) == Answer(message=delivered, conversation=KEY)
+    assert store.answer(later.id) == Answer(message=later, conversation=KEY)
+    assert store.feedback_for(answer.id) == [bob_feedback]
+    assert store.feedback_for(later.id) == []
+    assert store.find_by_platform_id(KEY, "a1") is None
+    assert store.find_by_platform_id(KEY, "b1") == bob_asks
+    assert store.history(DM, 10) == []
+    assert store.answer(ann_dm[1].id) is None
+    assert store.history(OTHER, 10) == [bob_alone]
+    assert store.profile(ANN) == UserProfile()
+    assert store.profile(BOB) == bob_profile
+    assert ann_asks.id not in {t.id for t in store.history(KEY, 10)}
+
+
+def test_forget_of_someone_unknown_removes_nothing(store: Store) -> None:
+    stored = chat(store, KEY, 4)
+
+    assert store.forget(BOB) == 0
+    assert store.forget(UserRef("telegram", ANN.id, "Ann")) == 0  # same id, other platform
+    assert store.history(KEY, 10) == stored
+
+
+def test_after_forget_the_person_starts_afresh(store: Store) -> None:
+    old = chat(store, KEY, 4)
+    store.save_profile(ANN, UserProfile(facts=("likes tea",)))
+    assert store.forget(ANN) == 4 + 1 + 1 + 1  # messages, conversation, profile, person
+
+    nameless = UserRef(ANN.platform, ANN.id)
+    question = store.append(KEY, Role.USER, "again", user=nameless, platform_message_id="m0")
+    answer = store.append(KEY, Role.ASSISTANT, "hello again")
+    store.save_feedback(Feedback(answer_id=answer.id, user=nameless, rating=Rating.GOOD))
+
+    assert question.id > old[-1].id
+    assert store.history(KEY, 10) == [question, answer]
+    assert store.history(KEY, 10)[0].user == nameless  # the forgotten name stays forgotten
+    assert store.find_by_platform_id(KEY, "m0") == question
+    assert store.profile(ANN) == UserProfile()
+    assert [f.user for f in store.feedback_for(answer.id)] == [nameless]
+    assert store.forget(ANN) == 2 + 1 + 1 + 1  # messages, conversation, feedback, person
+
+
 # ---- SqlStore against MemoryStore, on random conversations -------------------------------
 
-PEOPLE = (ANN, BOB)
-ACTIONS = ("user", "assistant", "reset", "history", "answer", "feedback")
+ACTIONS = (
+    "user",
+    "assistant",
+    "reset",
+    "history",
+    "answer",
+    "feedback",
+    "deliver",
+    "find",
+    "claim",
+    "forget",
+)
 Step = tuple[str, int, int]
 
 
@@ -254,27 +475,46 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
         ConversationKey("slack", None, chat_id, None),
         ConversationKey("slack", "", chat_id, ""),
     ]
+    # People of this example only, so that forgetting them leaves other examples alone.
+    people = (UserRef("slack", f"{chat_id}-ann", "Ann"), UserRef("slack", f"{chat_id}-bob"))
     turns: list[StoredMessage] = []
     said: list[object] = []
     for action, k, n in steps:
         key = keys[k]
         if action in ("user", "assistant"):
-            user = PEOPLE[n % 2] if action == "user" else None
-            turns.append(store.append(key, Role(action), f"{action} {len(turns)}", user=user))
+            user = people[n % 2] if action == "user" else None
+            platform_id = f"p{n}" if action == "user" else None
+            text = f"{action} {len(turns)}"
+            turns.append(
+                store.append(key, Role(action), text, user=user, platform_message_id=platform_id)
+            )
         elif action == "reset":
             store.reset(key)
         elif action == "history":
             said.append([(t.role, t.text, t.user) for t in store.history(key, n)])
+        elif action == "find":
+            found_turn = store.find_by_platform_id(key, f"p{n}")
+            said.append(found_turn and (found_turn.text, found_turn.user))
+        elif action == "claim":
+            said.append(store.claim_event("slack", f"{chat_id}-{n % 3}"))
+        elif action == "forget":
+            said.append(store.forget(people[n % 2]))
         elif turns:
             target = turns[n % len(turns)]
             if action == "answer":
                 found = store.answer(target.id)
                 said.append(found and (found.message.text, found.conversation))
                 continue
+            if action == "deliver":
+                try:
+                    store.mark_delivered(target.id, f"p{n}")
+                except KeyError:
+                    said.append("KeyError")
+                continue
             rating = Rating.GOOD if n < 2 else Rating.BAD
             try:
                 store.save_feedback(
-                    Feedback(answer_id=target.id, user=PEOPLE[n % 2], rating=rating)
+                    Feedback(answer_id=target.id, user=people[n % 2], rating=rating)
                 )
             except KeyError:
                 said.append("KeyError")

@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "Base",
     "ConversationRow",
+    "EventRow",
     "FeedbackRow",
     "MessageRow",
     "ProfileRow",
@@ -131,7 +132,10 @@ class MessageRow(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index(None, "conversation_id", "id"),
+        Index(None, "conversation_id", "platform_message_id"),
         CheckConstraint("role IN ('system', 'user', 'assistant')", name="role"),
+        # Ids name answers in feedback buttons: SQLite must never reuse a deleted one.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -163,3 +167,14 @@ class FeedbackRow(Base):
     correction: Mapped[str | None] = mapped_column(Text)
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRow(Base):
+    """A platform event already claimed for handling; redeliveries of it are ignored."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "seen_at"),)
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

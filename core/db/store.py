@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Delete, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db.engine import WRITE, store_errors
-from core.db.models import Base, ConversationRow, FeedbackRow, MessageRow, ProfileRow, UserRow
+from core.db.models import (
+    Base,
+    ConversationRow,
+    EventRow,
+    FeedbackRow,
+    MessageRow,
+    ProfileRow,
+    UserRow,
+)
 from core.errors import ConfigurationError
 from core.types import (
     Answer,
@@ -120,6 +130,34 @@ class SqlStore:
                 .values(context_since=func.coalesce(last, ConversationRow.context_since))
             )
 
+    def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
+        """Record the platform message that shows a stored answer; raise KeyError if unknown."""
+        change = (
+            update(MessageRow)
+            .where(MessageRow.id == message_id)
+            .values(platform_message_id=platform_message_id)
+        )
+        with self._session(write=True) as s:
+            if _rowcount(s.execute(change)) == 0:
+                raise KeyError(f"no message with id {message_id}")
+
+    def find_by_platform_id(
+        self, key: ConversationKey, platform_message_id: str
+    ) -> StoredMessage | None:
+        """The newest turn of the conversation shown by that platform message, or ``None``."""
+        query = (
+            select(MessageRow, UserRow)
+            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+            .where(ConversationRow.key == key.encode())
+            .where(MessageRow.platform_message_id == platform_message_id)
+            .order_by(MessageRow.id.desc())
+            .limit(1)
+        )
+        with self._session(write=False) as s:
+            row = s.execute(query).first()
+            return _stored(*row) if row is not None else None
+
     def answer(self, answer_id: int) -> Answer | None:
         """The stored answer with this id, or ``None``."""
         query = (
@@ -220,6 +258,62 @@ class SqlStore:
                 )
             )
 
+    def claim_event(self, platform: str, event_id: str) -> bool:
+        """True for the first claim of an event, False ever after; atomic across processes.
+
+        The unique key decides: of concurrent inserts exactly one adds the row, and only
+        that one gets it back from RETURNING (SQLAlchemy reports no rowcount for an INSERT
+        on psycopg, so RETURNING is the reliable signal on both databases).
+        """
+        insert = (
+            self._insert(EventRow)
+            .values(platform=platform, event_id=event_id, seen_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[EventRow.platform, EventRow.event_id])
+            .returning(EventRow.event_id)
+        )
+        with self._session(write=True) as s:
+            return s.execute(insert).first() is not None
+
+    def purge_events(self, older_than: datetime) -> int:
+        """Forget events first claimed before ``older_than``; return how many."""
+        with self._session(write=True) as s:
+            return _delete(s, delete(EventRow).where(EventRow.seen_at < older_than))
+
+    def forget(self, user: UserRef) -> int:
+        """Remove everything held about a person; return how many items went.
+
+        Every row is deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
+        count is exact and nothing depends on SQLite's foreign-key enforcement.
+        """
+        same = (UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
+        with self._session(write=True) as s:
+            person = s.scalar(select(UserRow.id).where(*same))
+            if person is None:
+                return 0
+            theirs = MessageRow.user_id == person
+            others_wrote = select(MessageRow.conversation_id).where(
+                MessageRow.user_id.is_not(None), MessageRow.user_id != person
+            )
+            private = s.scalars(
+                select(MessageRow.conversation_id)
+                .where(theirs, MessageRow.conversation_id.not_in(others_wrote))
+                .distinct()
+            ).all()
+            doomed = or_(theirs, MessageRow.conversation_id.in_(private))
+            removed = select(MessageRow.id).where(doomed)
+            return (
+                _delete(
+                    s,
+                    delete(FeedbackRow).where(
+                        or_(FeedbackRow.user_id == person, FeedbackRow.answer_id.in_(removed))
+                    ),
+                )
+                + _delete(s, delete(MessageRow).where(doomed))
+                + _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
+                + _delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
+                + _delete(s, delete(UserRow).where(UserRow.id == person))
+            )
+
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
         """One transaction; a write takes SQLite's write lock when it begins."""
@@ -278,6 +372,16 @@ class SqlStore:
             .on_conflict_do_nothing(index_elements=[ConversationRow.key])
         )
         return s.execute(select(ConversationRow.id).where(same)).scalar_one()
+
+
+def _rowcount(result: object) -> int:
+    """How many rows a data-changing statement touched."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _delete(s: Session, statement: Delete) -> int:
+    """Run a bulk DELETE without syncing the session (it holds no objects); return the count."""
+    return _rowcount(s.execute(statement.execution_options(synchronize_session=False)))
 
 
 def _user_ref(row: UserRow) -> UserRef:
