@@ -19,6 +19,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from core.conversation import ConversationService
@@ -71,10 +72,23 @@ async def _read_line(stdin: TextIO, stdout: TextIO) -> str | None:
     return line.rstrip("\r\n") if line else None
 
 
+def _save(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 async def run_console(
-    service: ConversationService, *, user: UserRef, stdin: TextIO, stdout: TextIO
+    service: ConversationService,
+    *,
+    user: UserRef,
+    stdin: TextIO,
+    stdout: TextIO,
+    pictures: Path | None = None,
 ) -> None:
-    """Read lines, hand them to the service, and stream the replies until /quit or EOF."""
+    """Read lines, hand them to the service, and stream the replies until /quit or EOF.
+
+    Pictures that come with a reply (the /explain chart) are saved under ``pictures``.
+    """
     chat = f"{user.id}"
     while True:
         line = await _read_line(stdin, stdout)
@@ -96,6 +110,11 @@ async def run_console(
                 task.uncancel()
             await stream.aclose()
             stdout.write(" [stopped]")
+        if stream.finished and stream.result.attachments and pictures is not None:
+            for name, data in stream.result.attachments:
+                path = pictures / f"{message.sent_at:%Y%m%d-%H%M%S}-{name}"
+                await asyncio.to_thread(_save, path, data)
+                stdout.write(f"\n(picture saved to {path})")
         stdout.write("\n")
         stdout.flush()
 
@@ -138,7 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     user = UserRef(platform=PLATFORM, id=args.user, display_name=args.name)
     try:
-        asyncio.run(run_console(parley.service, user=user, stdin=sys.stdin, stdout=sys.stdout))
+        asyncio.run(
+            run_console(
+                parley.service,
+                user=user,
+                stdin=sys.stdin,
+                stdout=sys.stdout,
+                pictures=settings.data_dir / "pictures",
+            )
+        )
     except KeyboardInterrupt:
         print("\nBye!")
     finally:

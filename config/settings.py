@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         ge=128,
         description="Tokens of prompt plus answer; the prompt gets this minus max_new_tokens.",
     )
+    profile_tokens: int = Field(
+        default=192, ge=0, description="Most tokens the person's profile may take in a prompt."
+    )
     history_turns: int = Field(
         default=50, ge=0, description="At most this many recent turns are considered."
     )

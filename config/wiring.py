@@ -14,6 +14,7 @@ from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
 from core.generator import Generator
 from core.store import Store
+from workers.explain import ModelExplainer
 from workers.generation import TransformersGenerator
 
 __all__ = ["Parley", "build_embedded", "conversation_options", "open_store"]
@@ -46,6 +47,7 @@ def conversation_options(settings: Settings, **extra_commands: str) -> Conversat
         prompt_budget=settings.prompt_budget,
         max_new_tokens=settings.max_new_tokens,
         history_turns=settings.history_turns,
+        profile_tokens=settings.profile_tokens,
         max_message_chars=settings.max_message_chars,
         extra_commands=extra_commands,
     )
@@ -68,5 +70,6 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
         generator=generator,
         tokens=generator.tokens,
         options=conversation_options(settings, **extra_commands),
+        explainer=ModelExplainer(generator.loaded),
     )
     return Parley(settings, store, generator, service)

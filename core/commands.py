@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "feedback": "rate my last answer: /feedback good|bad [what the answer should have been]",
     "explain": "show what went into my last answer",
     "profile": "see what I know about you; set it: /profile name|language|length|tone VALUE",
+    "link": "share one profile between Slack and Telegram: /link, then /link CODE on the other",
     "forget": "delete everything I hold about you",
 }
 """The core's commands and their one-line descriptions, in the order /help lists them."""
@@ -82,20 +83,30 @@ def parse_feedback(args: str) -> FeedbackArgs | None:
 
 @dataclass(frozen=True, slots=True)
 class ProfileArgs:
-    """A parsed ``/profile``: show (no field), set a field, or clear one field or all."""
+    """A parsed ``/profile``: show, set or clear a field, add or forget a fact, toggle learning."""
 
-    action: str  # "show" | "set" | "clear"
+    action: str  # "show" | "set" | "clear" | "fact" | "forget" | "learning"
     field: str | None = None
     value: str | None = None
 
 
 def parse_profile(args: str) -> ProfileArgs | None:
-    """``""`` shows, ``FIELD VALUE`` sets, ``clear [FIELD]`` clears; ``None`` if malformed."""
+    """Parse ``/profile`` arguments; ``None`` if malformed.
+
+    ``""`` shows; ``FIELD VALUE`` sets; ``clear [FIELD]`` clears; ``fact TEXT`` adds a fact;
+    ``forget N`` removes fact N; ``learning on|off`` turns learning facts on or off.
+    """
     words = args.split(maxsplit=1)
     if not words:
         return ProfileArgs("show")
     head = words[0].lower()
     rest = words[1].strip() if len(words) > 1 else ""
+    if head == "learning" and rest.lower() in ("on", "off"):
+        return ProfileArgs("learning", value=rest.lower())
+    if head == "fact" and rest:
+        return ProfileArgs("fact", value=rest[:200])
+    if head == "forget" and rest.isdigit():
+        return ProfileArgs("forget", value=rest)
     if head == "clear":
         if not rest:
             return ProfileArgs("clear")

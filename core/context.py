@@ -48,10 +48,29 @@ def profile_lines(profile: UserProfile) -> list[tuple[str, str]]:
     if profile.language:
         lines.append(("language", f"The user prefers answers in {profile.language}."))
     for key, value in sorted(profile.preferences.items()):
-        lines.append((f"preference {key}", f"The user's preferred {key}: {value}."))
-    for i, fact in enumerate(profile.facts, 1):
-        lines.append((f"fact {i}", fact if fact.endswith(".") else f"{fact}."))
+        lines.append((f"preference {key}", _preference_line(key, value)))
+    for i, fact in enumerate(profile.active_facts(), 1):
+        text = fact.text.rstrip()
+        lines.append((f"fact {i}", text if text.endswith(".") else f"{text}."))
     return lines
+
+
+_STYLES = {
+    ("length", "short"): "Keep your answers short: one to three sentences.",
+    ("length", "brief"): "Keep your answers short: one to three sentences.",
+    ("length", "long"): "Give detailed, thorough answers.",
+    ("length", "detailed"): "Give detailed, thorough answers.",
+}
+
+
+def _preference_line(key: str, value: str) -> str:
+    """A preference as an instruction the model follows better than a bare setting."""
+    known = _STYLES.get((key, value.lower()))
+    if known is not None:
+        return known
+    if key == "tone":
+        return f"Use a {value} tone."
+    return f"The user's preferred {key}: {value}."
 
 
 def _preview(text: str) -> str:
@@ -71,6 +90,7 @@ class ContextBuilder:
     system_prompt: str
     budget: int
     assistant_name: str = "Parley"
+    profile_budget: int | None = None
     cache_size: int = 4096
     _costs: OrderedDict[ChatTurn, int] = field(default_factory=OrderedDict, repr=False)
 
@@ -82,19 +102,25 @@ class ContextBuilder:
         speaker: UserRef | None,
         profile: UserProfile,
         group: bool = False,
+        guidance: Sequence[str] = (),
     ) -> ContextReport:
-        """The prompt for answering ``text``, after ``history`` (oldest first)."""
+        """The prompt for answering ``text``, after ``history`` (oldest first).
+
+        ``guidance`` lines (for example how to meet the person's mood) always join the
+        instructions; profile lines join while they fit ``profile_budget`` and the budget.
+        """
         count = self.counter.count_chat
         current = ChatTurn(Role.USER, self._content(text, speaker, group))
+        instructions = " ".join([self.system_prompt, *guidance])
 
         def system(lines: Sequence[str]) -> ChatTurn:
             if not lines:
-                return ChatTurn(Role.SYSTEM, self.system_prompt)
+                return ChatTurn(Role.SYSTEM, instructions)
             about = "\n".join(f"- {line}" for line in lines)
             # Small models take the profile's name for their own unless told otherwise last.
             return ChatTurn(
                 Role.SYSTEM,
-                f"{self.system_prompt}\n\nAbout the user:\n{about}\n"
+                f"{instructions}\n\nAbout the user:\n{about}\n"
                 f"You are {self.assistant_name}, not the user.",
             )
 
@@ -112,11 +138,16 @@ class ContextBuilder:
                 tokens=count([system([])], add_generation_prompt=False),
             )
         ]
+        for line in guidance:
+            segments.append(
+                Segment(kind="guidance", label=line, tokens=self.counter.count_text(line))
+            )
         kept: list[str] = []
         used = base
+        profile_limit = self.budget if self.profile_budget is None else base + self.profile_budget
         for label, line in profile_lines(profile):
             trial = count([system([*kept, line]), current], add_generation_prompt=True)
-            fits = trial <= self.budget
+            fits = trial <= min(self.budget, profile_limit)
             segments.append(
                 Segment(kind="profile", label=label, tokens=trial - used, included=fits)
             )

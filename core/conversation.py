@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
@@ -24,11 +25,14 @@ from core.commands import (
     parse_profile,
 )
 from core.context import ContextBuilder, MessageTooLong
+from core.explanation import Explainer, explain_context
+from core.facts import extract_facts, merge_facts
 from core.generator import GenerationRequest, Generator, TokenCounter
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.store import Store
 from core.streaming import Streamed
 from core.types import (
+    Fact,
     Feedback,
     Message,
     Rating,
@@ -40,9 +44,14 @@ from core.types import (
     UserRef,
 )
 
-__all__ = ["ConversationOptions", "ConversationService", "describe_profile", "explain_context"]
+__all__ = ["APOLOGY", "ConversationOptions", "ConversationService", "describe_profile"]
 
 log = logging.getLogger(__name__)
+
+_COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join(COMMANDS)})\b")
+
+SHORT_ANSWER_TOKENS = 96
+"""The longest answer for people who asked for short ones (``/profile length short``)."""
 
 APOLOGY = "Sorry, something went wrong while I was answering. Please try again in a moment."
 
@@ -57,6 +66,9 @@ class ConversationOptions:
     max_new_tokens: int
     history_turns: int = 50
     max_message_chars: int = 8000
+    profile_tokens: int | None = None
+    command_prefixes: Mapping[str, str] = field(default_factory=lambda: {"slack": "/parley "})
+    """How each platform spells a command, where it is not ``/name`` (Slack has one /parley)."""
     extra_commands: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -70,12 +82,18 @@ class ConversationService:
         generator: Generator,
         tokens: TokenCounter,
         options: ConversationOptions,
+        explainer: Explainer | None = None,
     ) -> None:
         self._store = store
+        self._explainer = explainer
         self._generator = generator
         self._options = options
         self._context = ContextBuilder(
-            tokens, options.system_prompt, options.prompt_budget, options.assistant_name
+            tokens,
+            options.system_prompt,
+            options.prompt_budget,
+            options.assistant_name,
+            profile_budget=options.profile_tokens,
         )
 
     def handle(self, message: Message) -> Streamed[Reply]:
@@ -153,19 +171,25 @@ class ConversationService:
                 log.exception("command /%s failed", command.name)
                 reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
         else:
-            shown = False
+            shown: list[str] = []
             try:
                 async with aclosing(self._answer(message, text)) as answering:
                     async for item in answering:
-                        shown = shown or isinstance(item, str)
+                        if isinstance(item, str):
+                            shown.append(item)
                         yield item
             except Exception:
                 # The message is stored (or its storing failed and the platform may resend):
                 # either way the person gets one reply, and the log gets the trace.
                 log.exception("answering a message in %s failed", message.key.encode())
-                yield ("\n\n" if shown else "") + APOLOGY
-                yield Reply(kind=ReplyKind.ERROR, text=APOLOGY)
+                apology = ("\n\n" if shown else "") + APOLOGY
+                yield apology
+                yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
             return
+        prefix = self._options.command_prefixes.get(message.platform)
+        if prefix is not None:
+            spelled = _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), reply.text)
+            reply = replace(reply, text=spelled)
         yield reply.text
         yield reply
 
@@ -183,7 +207,7 @@ class ConversationService:
         try:
             history = await asyncio.to_thread(store.history, key, self._options.history_turns + 1)
             history = [turn for turn in history if turn.id != asked.id]
-            profile = await asyncio.to_thread(store.profile, message.user)
+            profile = await asyncio.to_thread(self._learn, message.user, text, asked.id)
             if profile.display_name is None and message.user.display_name:
                 profile = replace(profile, display_name=message.user.display_name)
             context = self._context.build(
@@ -197,10 +221,13 @@ class ConversationService:
             yield str(exc)
             yield Reply(kind=ReplyKind.ERROR, text=str(exc))
             return
+        max_new_tokens = self._options.max_new_tokens
+        if profile.preferences.get("length", "").lower() in ("short", "brief"):
+            max_new_tokens = min(max_new_tokens, SHORT_ANSWER_TOKENS)
         stream = self._generator.generate(
             GenerationRequest(
                 turns=context.turns,
-                max_new_tokens=self._options.max_new_tokens,
+                max_new_tokens=max_new_tokens,
                 request_id=str(asked.id),
             )
         )
@@ -240,6 +267,16 @@ class ConversationService:
             model_version=result.model_version,
         )
 
+    def _learn(self, user: UserRef, text: str, message_id: int) -> UserProfile:
+        """The person's profile, with any facts they just shared learned (runs in a thread)."""
+        profile = self._store.profile(user)
+        if not profile.learn_facts:
+            return profile
+        learned = merge_facts(profile, extract_facts(text, message_id))
+        if learned is not profile:
+            self._store.save_profile(user, learned)
+        return learned
+
     async def _command(self, message: Message, command: Command) -> Reply:
         name = command.name
         if name == "help":
@@ -248,6 +285,8 @@ class ConversationService:
             return Reply(text=f"Hi! I'm {self._options.assistant_name}. {self._help()}")
         if name == "profile":
             return await self._profile(message, command.args)
+        if name == "link":
+            return await self._link(message, command.args)
         if name == "forget":
             removed = await asyncio.to_thread(self._store.forget, message.user)
             return Reply(
@@ -316,13 +355,45 @@ class ConversationService:
         user = message.user
         profile = await asyncio.to_thread(self._store.profile, user)
         if parsed.action == "show":
-            return Reply(text=describe_profile(profile))
-        if parsed.action == "clear" and parsed.field is None:
+            identities = await asyncio.to_thread(self._store.linked_identities, user)
+            me = (user.platform, user.id)
+            others = [f"{u.platform} ({u.label})" for u in identities if (u.platform, u.id) != me]
+            linked = f"\nLinked accounts: {', '.join(others)}." if others else ""
+            return Reply(text=describe_profile(profile) + linked)
+        if parsed.action == "learning":
+            profile = replace(profile, learn_facts=parsed.value == "on")
+        elif parsed.action == "fact":
+            profile = replace(profile, facts=(*profile.facts, Fact(parsed.value or "")))
+        elif parsed.action == "forget":
+            index = int(parsed.value or 0) - 1
+            if not 0 <= index < len(profile.facts):
+                return Reply(text=f"There is no fact {index + 1}. " + describe_profile(profile))
+            profile = replace(profile, facts=profile.facts[:index] + profile.facts[index + 1 :])
+        elif parsed.action == "clear" and parsed.field is None:
             profile = UserProfile()
         else:
             profile = _set_field(profile, parsed.field or "", parsed.value)
         await asyncio.to_thread(self._store.save_profile, user, profile)
         return Reply(text="Saved. " + describe_profile(profile))
+
+    async def _link(self, message: Message, args: str) -> Reply:
+        code = args.strip()
+        if not code:
+            code = await asyncio.to_thread(self._store.create_link_code, message.user)
+            return Reply(
+                text=f"Your link code is {code}. Within 10 minutes, send /link {code} to me on "
+                "your other platform (Slack or Telegram) to share one profile between them."
+            )
+        owner = await asyncio.to_thread(self._store.redeem_link_code, code, message.user)
+        if owner is None:
+            return Reply(
+                text="That code is unknown, already used or expired. Send /link on your other "
+                "account to get a new one."
+            )
+        return Reply(
+            text=f"Linked: this account now shares one profile with your {owner.platform} "
+            f"account ({owner.label})."
+        )
 
     async def _explain(self, message: Message) -> Reply:
         answer = await self._last_answer(message)
@@ -330,24 +401,12 @@ class ConversationService:
             return Reply(
                 text="There is nothing to explain yet: I have not answered in this conversation."
             )
-        return Reply(text=explain_context(answer))
-
-
-def explain_context(answer: StoredMessage) -> str:
-    """A short account of what went into an answer's prompt."""
-    report = answer.context
-    assert report is not None
-    lines = [
-        f"My last answer came from {answer.model_version or 'the model'} and used "
-        f"{report.prompt_tokens} of {report.budget_tokens} prompt tokens:"
-    ]
-    for segment in report.segments:
-        if not segment.included:
-            continue
-        lines.append(f"• {segment.kind} — {segment.label} ({segment.tokens} tokens)")
-    if report.dropped_turns:
-        lines.append(f"{report.dropped_turns} older turn(s) did not fit and were left out.")
-    return "\n".join(lines)
+        text = explain_context(answer)
+        if self._explainer is None:
+            return Reply(text=text)
+        explanation = await asyncio.to_thread(self._explainer.explain, answer)
+        attachments = (("explain.png", explanation.picture),) if explanation.picture else ()
+        return Reply(text="\n".join([*explanation.lines, "", text]), attachments=attachments)
 
 
 def _thanks(rating: Rating) -> str:
@@ -365,7 +424,10 @@ def describe_profile(profile: UserProfile) -> str:
     if profile.language:
         lines.append(f"• language: {profile.language}")
     lines.extend(f"• {key}: {value}" for key, value in sorted(profile.preferences.items()))
-    lines.extend(f"• fact: {fact}" for fact in profile.facts)
+    for i, fact in enumerate(profile.facts, 1):
+        how = f"learned, {fact.confidence:.0%} sure" if fact.learned else "set by you"
+        hidden = " — not used: learning is off" if fact.learned and not profile.learn_facts else ""
+        lines.append(f"• fact {i}: {fact.text} ({how}){hidden}")
     return "\n".join(lines)
 
 

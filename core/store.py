@@ -1,26 +1,32 @@
 """Where Parley keeps conversations, feedback and profiles: the contracts and a memory store.
 
-Five small contracts, one per concern; a real store implements them all (see
+Six small contracts, one per concern; a real store implements them all (see
 :class:`core.db.SqlStore` for SQLite and PostgreSQL). :class:`MemoryStore` is the
 working in-memory implementation used by tests and by anything that needs no persistence.
 
 Store methods are synchronous: they are short, and the same store serves the Celery
 workers. Async callers run them in a thread. Turns are ordered by id; people appear with
 the latest display name the store has seen for them (a later event without a name keeps it).
+
+A person may reach Parley from several platforms; each platform account is an *identity*.
+``/link`` joins identities into one person (:class:`IdentityStore`), who then has one
+profile and is forgotten as a whole.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from core.types import (
     Answer,
     ContextReport,
     ConversationKey,
+    Fact,
     Feedback,
     Role,
     StoredMessage,
@@ -30,14 +36,25 @@ from core.types import (
 )
 
 __all__ = [
+    "LINK_CODE_ALPHABET",
+    "LINK_CODE_TTL",
     "ConversationStore",
     "EventStore",
     "FeedbackStore",
+    "IdentityStore",
     "MemoryStore",
     "PrivacyStore",
     "ProfileStore",
     "Store",
+    "merge_profiles",
+    "new_link_code",
+    "normalize_link_code",
 ]
+
+# No 0/O, 1/I/L: a code is read on one screen and typed on another.
+LINK_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+LINK_CODE_LENGTH = 8
+LINK_CODE_TTL = timedelta(minutes=10)
 
 
 class ConversationStore(Protocol):
@@ -116,23 +133,94 @@ class EventStore(Protocol):
         ...
 
 
+class IdentityStore(Protocol):
+    """One person on several platforms (``/link``): linked identities share one profile."""
+
+    def create_link_code(self, user: UserRef, ttl: timedelta = LINK_CODE_TTL) -> str:
+        """A new one-time code for the person; it replaces their earlier unused code."""
+        ...
+
+    def redeem_link_code(self, code: str, user: UserRef) -> UserRef | None:
+        """Link ``user`` to the person who made the code and return that code's identity.
+
+        The code matches whatever its case and surrounding spaces, and works once, before
+        it expires, from an identity other than the one that made it; otherwise nothing
+        changes and the answer is ``None``. The profiles merge (:func:`merge_profiles`,
+        the code owner's kept), and every identity already linked to ``user`` joins too.
+        """
+        ...
+
+    def linked_identities(self, user: UserRef) -> list[UserRef]:
+        """All identities of the person: ``user`` first, then the others as first seen."""
+        ...
+
+
 class PrivacyStore(Protocol):
     """Forgetting a person on request."""
 
     def forget(self, user: UserRef) -> int:
-        """Remove everything held about a person; return how many items went.
+        """Remove everything held about a person, on every linked identity; return the count.
 
-        Their messages go from every conversation; a conversation where nobody else wrote
-        (a private chat) goes whole, answers included. Feedback they gave or that was given
-        on a removed answer goes, then their profile and the person. Items counted:
-        messages, conversations, feedback, profile and the person themselves; an unknown
-        person gives 0.
+        One person, one ``/forget``: forgetting any identity forgets all identities linked
+        to it. Their messages go from every conversation; a conversation where nobody else
+        wrote (a private chat) goes whole, answers included. Feedback they gave or that was
+        given on a removed answer goes, then their profile, link codes and identities. Items
+        counted: messages, conversations, feedback, the profile and each identity (link
+        codes are keys, not data about the person, and are not counted); an unknown person
+        gives 0.
         """
         ...
 
 
-class Store(ConversationStore, FeedbackStore, ProfileStore, EventStore, PrivacyStore, Protocol):
+class Store(
+    ConversationStore,
+    FeedbackStore,
+    ProfileStore,
+    IdentityStore,
+    EventStore,
+    PrivacyStore,
+    Protocol,
+):
     """Everything the conversation service needs to keep."""
+
+
+def new_link_code() -> str:
+    """A random code of :data:`LINK_CODE_LENGTH` characters from :data:`LINK_CODE_ALPHABET`."""
+    return "".join(secrets.choice(LINK_CODE_ALPHABET) for _ in range(LINK_CODE_LENGTH))
+
+
+def normalize_link_code(code: str) -> str:
+    """The stored form of a code as a person typed it: trimmed, upper case."""
+    return code.strip().upper()
+
+
+def merge_profiles(kept: UserProfile, joining: UserProfile) -> UserProfile:
+    """The profile of two linked identities: ``kept`` wins, ``joining`` fills its gaps.
+
+    Preferences ``kept`` lacks come from ``joining``; facts are united, the first of any
+    that differ only in case or surrounding spaces staying. Learning stays on only if
+    both had it on: off is the choice someone made, on is merely the default.
+    """
+    facts: dict[str, Fact] = {}
+    for fact in (*kept.facts, *joining.facts):
+        facts.setdefault(fact.text.strip().casefold(), fact)
+    return UserProfile(
+        display_name=kept.display_name or joining.display_name,
+        language=kept.language or joining.language,
+        preferences={**joining.preferences, **kept.preferences},
+        facts=tuple(facts.values()),
+        learn_facts=kept.learn_facts and joining.learn_facts,
+    )
+
+
+Identity = tuple[str, str]  # (platform, platform user id)
+
+
+@dataclass(slots=True)
+class _LinkCode:
+    owner: Identity
+    expires_at: datetime
+    used: bool = False
 
 
 class MemoryStore:
@@ -145,9 +233,13 @@ class MemoryStore:
         self._since: dict[ConversationKey, int] = {}
         self._answers: dict[int, Answer] = {}
         self._feedback: dict[int, dict[tuple[str, str], Feedback]] = {}
-        self._profiles: dict[tuple[str, str], UserProfile] = {}
-        # Everyone seen, with the latest name seen for them (None: never named).
-        self._people: dict[tuple[str, str], str | None] = {}
+        # Profiles by person: the person's first identity.
+        self._profiles: dict[Identity, UserProfile] = {}
+        # Every identity seen, with the latest name seen for it (None: never named).
+        self._people: dict[Identity, str | None] = {}
+        # Identities linked to another person; the rest are their own person.
+        self._person_of: dict[Identity, Identity] = {}
+        self._codes: dict[str, _LinkCode] = {}
         self._events: dict[tuple[str, str], datetime] = {}
 
     def _known(self, user: UserRef | None) -> UserRef | None:
@@ -163,6 +255,13 @@ class MemoryStore:
         person = (user.platform, user.id)
         if user.display_name is not None or person not in self._people:
             self._people[person] = user.display_name
+
+    def _person(self, identity: Identity) -> Identity:
+        return self._person_of.get(identity, identity)
+
+    def _identities(self, person: Identity) -> list[Identity]:
+        """The person's identities, in the order they were first seen."""
+        return [identity for identity in self._people if self._person(identity) == person]
 
     def _current(self, message: StoredMessage) -> StoredMessage:
         user = self._known(message.user)
@@ -250,14 +349,58 @@ class MemoryStore:
 
     def profile(self, user: UserRef) -> UserProfile:
         with self._lock:
-            return self._profiles.get((user.platform, user.id), UserProfile())
+            return self._profiles.get(self._person((user.platform, user.id)), UserProfile())
 
     def save_profile(self, user: UserRef, profile: UserProfile) -> None:
         with self._lock:
             self._remember(user)
-            self._profiles[(user.platform, user.id)] = replace(
-                profile, preferences=dict(profile.preferences)
+            self._profiles[self._person((user.platform, user.id))] = replace(
+                profile, preferences=dict(profile.preferences), facts=tuple(profile.facts)
             )
+
+    def create_link_code(self, user: UserRef, ttl: timedelta = LINK_CODE_TTL) -> str:
+        with self._lock:
+            self._remember(user)
+            person = self._person((user.platform, user.id))
+            now = utcnow()
+            for code, link in list(self._codes.items()):
+                if link.expires_at <= now or (not link.used and self._person(link.owner) == person):
+                    del self._codes[code]
+            code = new_link_code()
+            while code in self._codes:
+                code = new_link_code()
+            self._codes[code] = _LinkCode(owner=(user.platform, user.id), expires_at=now + ttl)
+            return code
+
+    def redeem_link_code(self, code: str, user: UserRef) -> UserRef | None:
+        me = (user.platform, user.id)
+        with self._lock:
+            link = self._codes.get(normalize_link_code(code))
+            if link is None or link.used or link.expires_at <= utcnow() or link.owner == me:
+                return None
+            link.used = True
+            self._remember(user)
+            person, mine = self._person(link.owner), self._person(me)
+            if mine != person:
+                joining = self._profiles.pop(mine, None)
+                if joining is not None:
+                    kept = self._profiles.get(person, UserProfile())
+                    self._profiles[person] = merge_profiles(kept, joining)
+                for identity in self._identities(mine):
+                    self._person_of[identity] = person
+            return UserRef(*link.owner, self._people[link.owner])
+
+    def linked_identities(self, user: UserRef) -> list[UserRef]:
+        me = (user.platform, user.id)
+        with self._lock:
+            if me not in self._people:
+                return [user]
+            others = [
+                UserRef(platform, id, self._people[(platform, id)])
+                for platform, id in self._identities(self._person(me))
+                if (platform, id) != me
+            ]
+            return [UserRef(user.platform, user.id, self._people[me]), *others]
 
     def claim_event(self, platform: str, event_id: str) -> bool:
         with self._lock:
@@ -274,14 +417,17 @@ class MemoryStore:
             return len(old)
 
     def forget(self, user: UserRef) -> int:
-        person = (user.platform, user.id)
+        me = (user.platform, user.id)
+        group: set[Identity] = set()
 
         def theirs(turn: StoredMessage) -> bool:
-            return turn.user is not None and (turn.user.platform, turn.user.id) == person
+            return turn.user is not None and (turn.user.platform, turn.user.id) in group
 
         with self._lock:
-            if person not in self._people:
+            if me not in self._people:
                 return 0
+            person = self._person(me)
+            group.update(self._identities(person))
             removed: list[int] = []
             count = 0
             for key, turns in list(self._turns.items()):
@@ -301,7 +447,13 @@ class MemoryStore:
                 self._answers.pop(message_id, None)
                 count += len(self._feedback.pop(message_id, {}))
             for by_user in self._feedback.values():
-                count += by_user.pop(person, None) is not None
+                for identity in group:
+                    count += by_user.pop(identity, None) is not None
             count += self._profiles.pop(person, None) is not None
-            del self._people[person]
-            return count + 1
+            for code, link in list(self._codes.items()):
+                if link.owner in group:
+                    del self._codes[code]
+            for identity in group:
+                del self._people[identity]
+                self._person_of.pop(identity, None)
+            return count + len(group)

@@ -18,6 +18,7 @@ __all__ = [
     "ChatTurn",
     "ContextReport",
     "ConversationKey",
+    "Fact",
     "Feedback",
     "Message",
     "Rating",
@@ -151,18 +152,62 @@ class Feedback:
     given_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Something a person told Parley about themselves, or set explicitly.
+
+    Learned facts keep the turn they came from and a confidence; facts the person set with
+    ``/profile`` have confidence 1 and no source.
+    """
+
+    text: str
+    confidence: float = 1.0
+    source_message_id: int | None = None
+    learned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form for storage."""
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "source_message_id": self.source_message_id,
+            "learned": self.learned,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str) -> Fact:
+        """Rebuild a stored fact (a plain string is an explicit fact)."""
+        if isinstance(data, str):
+            return cls(text=data)
+        return cls(
+            text=data["text"],
+            confidence=float(data.get("confidence", 1.0)),
+            source_message_id=data.get("source_message_id"),
+            learned=bool(data.get("learned", False)),
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserProfile:
-    """What Parley knows about a person and may use to personalise its answers."""
+    """What Parley knows about a person and may use to personalise its answers.
+
+    Explicit settings (name, language, preferences, facts with ``learned=False``) win over
+    learned ones; ``learn_facts=False`` turns learning off and hides learned facts.
+    """
 
     display_name: str | None = None
     language: str | None = None
     preferences: dict[str, str] = field(default_factory=dict)
-    facts: tuple[str, ...] = ()
+    facts: tuple[Fact, ...] = ()
+    learn_facts: bool = True
 
     def is_empty(self) -> bool:
         """True when there is nothing to tell the model about this person."""
         return not (self.display_name or self.language or self.preferences or self.facts)
+
+    def active_facts(self) -> tuple[Fact, ...]:
+        """The facts that may enter a prompt: explicit ones, and learned ones unless turned off."""
+        return tuple(f for f in self.facts if self.learn_facts or not f.learned)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.conversation import ConversationOptions, ConversationService
+from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
 from core.store import MemoryStore, Store
 from core.types import Message, UserRef
@@ -45,6 +46,7 @@ def make_service(
     prompt_budget: int = 200,
     max_new_tokens: int = 50,
     max_message_chars: int = 2000,
+    explainer: Explainer | None = None,
 ) -> tuple[ConversationService, Store, EchoGenerator]:
     """A conversation service over a memory store and the echo generator."""
     store = store if store is not None else MemoryStore()
@@ -59,5 +61,6 @@ def make_service(
             max_new_tokens=max_new_tokens,
             max_message_chars=max_message_chars,
         ),
+        explainer=explainer,
     )
     return service, store, generator

@@ -56,6 +56,11 @@ def test_parse_feedback(args: str, expected: FeedbackArgs | None) -> None:
         ("clear shoes", None),
         ("name", None),
         ("shoe 9", None),
+        ("learning OFF", ProfileArgs("learning", value="off")),
+        ("learning maybe", None),
+        ("fact I have two cats", ProfileArgs("fact", value="I have two cats")),
+        ("forget 2", ProfileArgs("forget", value="2")),
+        ("forget two", None),
     ],
 )
 def test_parse_profile(args: str, expected: ProfileArgs | None) -> None:

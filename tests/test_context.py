@@ -6,7 +6,7 @@ import pytest
 
 from core.context import ContextBuilder, MessageTooLong
 from core.generator import WordTokenCounter
-from core.types import Role, StoredMessage, UserProfile, UserRef
+from core.types import Fact, Role, StoredMessage, UserProfile, UserRef
 
 COUNTER = WordTokenCounter()
 ADA = UserRef("test", "u1", "Ada")
@@ -66,11 +66,13 @@ def test_message_too_long_for_the_budget_is_refused() -> None:
 
 
 def test_profile_lines_enter_the_system_prompt_while_they_fit() -> None:
-    profile = UserProfile(display_name="Ada", preferences={"length": "short"}, facts=("Likes tea",))
+    profile = UserProfile(
+        display_name="Ada", preferences={"length": "short"}, facts=(Fact("Likes tea"),)
+    )
     report = build(1000, [], profile)
     system = report.turns[0].content
     assert "The user's name is Ada." in system
-    assert "The user's preferred length: short." in system
+    assert "Keep your answers short" in system
     assert system.endswith("You are Parley, not the user.")
     assert "Likes tea." in system
     assert [s.label for s in report.segments if s.kind == "profile"] == [
@@ -97,3 +99,28 @@ def test_group_turns_carry_their_speaker() -> None:
 def test_private_turns_do_not_carry_names() -> None:
     report = build(1000, [StoredMessage(id=1, role=Role.USER, text="hi", user=ADA)])
     assert report.turns[1].content == "hi"
+
+
+def test_profile_budget_limits_profile_lines() -> None:
+    facts = tuple(Fact(f"Fact number {i} about the user") for i in range(20))
+    builder = ContextBuilder(COUNTER, "Be brief.", 1000, profile_budget=30)
+    report = builder.build(history=[], text="hi", speaker=ADA, profile=UserProfile(facts=facts))
+    profile = [s for s in report.segments if s.kind == "profile"]
+    included = [s for s in profile if s.included]
+    assert 0 < len(included) < len(profile)
+    assert sum(s.tokens for s in included) <= 30
+
+
+def test_guidance_joins_the_instructions() -> None:
+    report = build(1000, [], guidance=("Be gentle.",))
+    assert report.turns[0].content.startswith("Be brief. Be gentle.")
+    assert [s.label for s in report.segments if s.kind == "guidance"] == ["Be gentle."]
+
+
+def test_learned_facts_are_hidden_when_learning_is_off() -> None:
+    facts = (Fact("Likes tea"), Fact("Lives in Lyon", 0.8, 3, learned=True))
+    on = build(1000, [], UserProfile(facts=facts)).turns[0].content
+    off = build(1000, [], UserProfile(facts=facts, learn_facts=False)).turns[0].content
+    assert "Lives in Lyon." in on
+    assert "Likes tea." in off
+    assert "Lyon" not in off

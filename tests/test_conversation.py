@@ -175,6 +175,7 @@ async def test_failure_mid_answer_continues_with_an_apology() -> None:
     deltas = [d async for d in stream]
     assert deltas == ["The answer is", "\n\n" + APOLOGY]
     assert stream.result.kind is ReplyKind.ERROR
+    assert stream.result.text == "".join(deltas)
     history = store.history(make_message("x").key, 10)
     assert [(t.role, t.text) for t in history] == [
         (Role.USER, "hello"),

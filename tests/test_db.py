@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,23 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from core.db import SqlStore, create_engine_for, upgrade
 from core.db.engine import WRITE, describe_failure
-from core.db.models import Base, UserRow
+from core.db.models import Base, ProfileRow, UserRow
 from core.errors import ConfigurationError, StoreError
-from core.types import Answer, ConversationKey, Feedback, Rating, Role, UserProfile, UserRef
+from core.types import (
+    Answer,
+    ConversationKey,
+    Fact,
+    Feedback,
+    Rating,
+    Role,
+    UserProfile,
+    UserRef,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = ConversationKey("slack", "T1", "C1", "1700000000.000100")
@@ -42,8 +52,13 @@ def test_everything_survives_a_new_engine(database_url: str) -> None:
     later = first.append(KEY, Role.USER, "after the reset", user=ANN)
     feedback = Feedback(answer_id=answer.id, user=BOB, rating=Rating.BAD, correction="No.")
     first.save_feedback(feedback)
-    profile = UserProfile(display_name="Bob", facts=("vegetarian",))
+    profile = UserProfile(
+        display_name="Bob",
+        facts=(Fact("vegetarian"), Fact("has a cat", 0.7, answer.id, learned=True)),
+        learn_facts=False,
+    )
     first.save_profile(BOB, profile)
+    first.redeem_link_code(first.create_link_code(BOB), CAROL)
     engine.dispose()
 
     engine = create_engine_for(database_url)
@@ -52,6 +67,8 @@ def test_everything_survives_a_new_engine(database_url: str) -> None:
     assert second.answer(answer.id) == Answer(message=answer, conversation=KEY)
     assert second.feedback_for(answer.id) == [feedback]
     assert second.profile(BOB) == profile
+    assert second.profile(CAROL) == profile
+    assert second.linked_identities(CAROL) == [CAROL, BOB]
     assert second.append(KEY, Role.USER, "again", user=ANN).id > later.id
     engine.dispose()
 
@@ -103,13 +120,62 @@ def test_0002_downgrades_and_upgrades_keeping_every_message_and_feedback(
 
     downgrade(database_url, "0001")
     assert "events" not in inspect(engine).get_table_names()
-    assert store.history(KEY, 10) == [question, answer]
-    assert store.feedback_for(answer.id) == [feedback]
+    with engine.connect() as connection:  # today's store cannot read revision 0001
+        kept = connection.execute(text("SELECT id, user_id FROM messages ORDER BY id")).all()
+        given = connection.execute(text("SELECT answer_id, rating FROM feedback")).all()
+    assert [row.id for row in kept] == [question.id, answer.id]
+    assert kept[0].user_id is not None
+    assert given == [(answer.id, "good")]
 
     upgrade(database_url)
     assert store.history(KEY, 10) == [question, answer]
     assert store.feedback_for(answer.id) == [feedback]
     assert store.claim_event("slack", "Ev1") is True
+    engine.dispose()
+
+
+def test_0003_reads_old_profiles_and_downgrades_keeping_each_identitys_profile(
+    database_url: str,
+) -> None:
+    downgrade(database_url, "0002")
+    engine = create_engine_for(database_url)
+    with engine.execution_options(**WRITE).begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, platform, platform_user_id, display_name, created_at)"
+                " VALUES (7, 'slack', 'U2', 'Bob', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO profiles (user_id, language, preferences, facts, updated_at)"
+                """ VALUES (7, 'fr', '{}', '["vegetarian", "likes jazz"]', CURRENT_TIMESTAMP)"""
+            )
+        )
+
+    upgrade(database_url)
+    store = SqlStore(engine)
+    old = UserProfile(language="fr", facts=(Fact("vegetarian"), Fact("likes jazz")))
+    assert store.profile(BOB) == old
+    assert store.linked_identities(BOB) == [BOB]
+    learned = Fact("has a cat", 0.8, 12, learned=True)
+    store.save_profile(BOB, replace(old, facts=(*old.facts, learned), learn_facts=False))
+    assert store.redeem_link_code(store.create_link_code(BOB), CAROL) == BOB
+
+    downgrade(database_url, "0002")
+    assert "link_codes" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(UserRow.platform_user_id, ProfileRow.facts).join(
+                ProfileRow, ProfileRow.user_id == UserRow.id
+            )
+        ).all()
+    facts = ["vegetarian", "likes jazz", "has a cat"]
+    assert sorted(rows) == [(CAROL.id, facts), (BOB.id, facts)]  # each keeps a copy
+
+    upgrade(database_url)
+    assert store.profile(CAROL) == replace(old, facts=tuple(Fact(t) for t in facts))
+    assert store.linked_identities(CAROL) == [CAROL]
     engine.dispose()
 
 

@@ -91,7 +91,7 @@ async def test_profile_show_set_and_clear() -> None:
     await service.handle(make_message("hello")).collect()
     system = generator.requests[-1].turns[0].content
     assert "The user's name is Ada." in system
-    assert "preferred length: short" in system
+    assert "Keep your answers short" in system
     await service.handle(make_message("/profile clear length")).collect()
     assert store.profile(make_user()).preferences == {}
     await service.handle(make_message("/profile clear")).collect()
@@ -115,3 +115,13 @@ async def test_forget_removes_the_person() -> None:
     again = await service.handle(make_message("hello again")).collect()
     assert again.kind is ReplyKind.ANSWER
     assert [t.role for t in store.history(make_message("x").key, 50)] == [Role.USER, Role.ASSISTANT]
+
+
+async def test_notices_spell_commands_the_platform_way() -> None:
+    service, _, _ = make_service()
+    on_slack = make_message("/help", user=make_user(platform="slack"))
+    text = (await service.handle(on_slack).collect()).text
+    assert "/parley feedback" in text
+    assert "\n/feedback" not in text
+    on_telegram = make_message("/help", user=make_user(platform="telegram"))
+    assert "/parley" not in (await service.handle(on_telegram).collect()).text

@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.db import SqlStore, create_engine_for
-from core.store import MemoryStore, Store
+from core.store import LINK_CODE_ALPHABET, MemoryStore, Store
 from core.types import (
     Answer,
     ChatTurn,
     ContextReport,
     ConversationKey,
+    Fact,
     Feedback,
     Rating,
     Role,
@@ -171,7 +172,7 @@ def test_profiles_round_trip_and_start_empty(store: Store) -> None:
         display_name="Annie",
         language="de",
         preferences={"tone": "casual", "units": "metric"},
-        facts=("likes tea", "lives in Köln"),
+        facts=(Fact("likes tea"), Fact("lives in Köln")),
     )
     store.save_profile(ANN, profile)
     assert store.profile(ANN) == profile
@@ -180,6 +181,25 @@ def test_profiles_round_trip_and_start_empty(store: Store) -> None:
     replacement = UserProfile(language="en", preferences={"tone": "formal"})
     store.save_profile(ANN, replacement)
     assert store.profile(ANN) == replacement
+
+
+def test_profiles_keep_learned_facts_and_the_learning_switch(store: Store) -> None:
+    question = store.append(KEY, Role.USER, "I have two cats", user=ANN)
+    learned = Fact("has two cats", confidence=0.75, source_message_id=question.id, learned=True)
+    profile = UserProfile(facts=(Fact("likes tea"), learned), learn_facts=False)
+
+    store.save_profile(ANN, profile)
+    found = store.profile(ANN)
+    assert found == profile
+    assert found.facts[1].confidence == 0.75
+    assert found.facts[1].source_message_id == question.id
+    assert found.facts[1].learned is True
+    assert found.learn_facts is False
+    assert found.active_facts() == (Fact("likes tea"),)
+
+    store.save_profile(ANN, replace(profile, learn_facts=True))
+    assert store.profile(ANN).learn_facts is True
+    assert store.profile(ANN).active_facts() == (Fact("likes tea"), learned)
 
 
 def test_created_at_is_utc(store: Store) -> None:
@@ -349,7 +369,7 @@ def test_forget_in_a_private_chat_removes_the_chat_and_everything_about_the_pers
     answer = store.append(private, Role.ASSISTANT, "hello", model_version="v1")
     store.mark_delivered(answer.id, "2")
     store.save_feedback(Feedback(answer_id=answer.id, user=CAROL, rating=Rating.GOOD))
-    store.save_profile(CAROL, UserProfile(language="de", facts=("likes tea",)))
+    store.save_profile(CAROL, UserProfile(language="de", facts=(Fact("likes tea"),)))
     # Dan, untouched, except for the feedback Carol gave on his answer.
     dans = ConversationKey("telegram", None, "43", None)
     dan_turns = [
@@ -427,7 +447,7 @@ def test_forget_of_someone_unknown_removes_nothing(store: Store) -> None:
 
 def test_after_forget_the_person_starts_afresh(store: Store) -> None:
     old = chat(store, KEY, 4)
-    store.save_profile(ANN, UserProfile(facts=("likes tea",)))
+    store.save_profile(ANN, UserProfile(facts=(Fact("likes tea"),)))
     assert store.forget(ANN) == 4 + 1 + 1 + 1  # messages, conversation, profile, person
 
     nameless = UserRef(ANN.platform, ANN.id)
@@ -444,6 +464,185 @@ def test_after_forget_the_person_starts_afresh(store: Store) -> None:
     assert store.forget(ANN) == 2 + 1 + 1 + 1  # messages, conversation, feedback, person
 
 
+# ---- Identities: one person, one profile across platforms (/link) --------------------------
+
+
+def link(store: Store, owner: UserRef, joining: UserRef) -> UserRef | None:
+    """Let ``owner`` make a code and ``joining`` redeem it; return what the redeem says."""
+    return store.redeem_link_code(store.create_link_code(owner), joining)
+
+
+def test_link_codes_are_short_unambiguous_and_new_each_time(store: Store) -> None:
+    codes = [store.create_link_code(ANN) for _ in range(5)]
+
+    assert len(set(codes)) == 5
+    for code in codes:
+        assert len(code) == 8
+        assert set(code) <= set(LINK_CODE_ALPHABET)
+    assert not set("01OIL") & set(LINK_CODE_ALPHABET)
+
+
+def test_a_redeemed_code_links_two_platforms_to_one_profile(store: Store) -> None:
+    profile = UserProfile(language="de", facts=(Fact("likes tea"),))
+    store.save_profile(ANN, profile)
+    assert store.profile(CAROL) == UserProfile()
+
+    assert link(store, ANN, CAROL) == ANN
+    assert store.profile(CAROL) == profile
+    assert store.profile(ANN) == profile
+
+    changed = UserProfile(language="en", learn_facts=False)
+    store.save_profile(CAROL, changed)
+    assert store.profile(ANN) == changed
+    store.save_profile(ANN, profile)
+    assert store.profile(CAROL) == profile
+    assert store.profile(BOB) == UserProfile()  # nobody else shares it
+
+
+def test_linking_merges_profiles_keeping_the_code_owners_values(store: Store) -> None:
+    learned = Fact("has a cat", confidence=0.6, source_message_id=3, learned=True)
+    store.save_profile(
+        ANN,
+        UserProfile(
+            display_name="Ann",
+            preferences={"tone": "casual"},
+            facts=(Fact("Likes tea"), learned),
+        ),
+    )
+    store.save_profile(
+        CAROL,
+        UserProfile(
+            display_name="Carol",
+            language="de",
+            preferences={"tone": "formal", "units": "metric"},
+            facts=(Fact(" likes TEA "), Fact("lives in Köln")),
+            learn_facts=False,
+        ),
+    )
+
+    assert link(store, ANN, CAROL) == ANN
+
+    merged = UserProfile(
+        display_name="Ann",
+        language="de",
+        preferences={"tone": "casual", "units": "metric"},
+        facts=(Fact("Likes tea"), learned, Fact("lives in Köln")),
+        learn_facts=False,  # off is the choice someone made; on is only the default
+    )
+    assert store.profile(ANN) == merged
+    assert store.profile(CAROL) == merged
+
+
+def test_linking_someone_without_a_profile_keeps_the_other_one(store: Store) -> None:
+    carols = UserProfile(language="de", facts=(Fact("likes tea"),), learn_facts=False)
+    store.save_profile(CAROL, carols)
+
+    assert link(store, ANN, CAROL) == ANN  # Ann has no profile: Carol's fills it all
+    assert store.profile(ANN) == carols
+
+    anns = UserProfile(language="en")
+    store.save_profile(BOB, UserProfile())
+    store.save_profile(DAN, anns)
+    assert link(store, DAN, BOB) == DAN  # Bob's empty profile changes nothing
+    assert store.profile(BOB) == anns
+
+
+def test_a_code_works_once_before_it_expires_from_another_identity(store: Store) -> None:
+    code = store.create_link_code(ANN)
+    assert store.redeem_link_code(code, ANN) is None  # one's own code
+    assert store.redeem_link_code("ZZZZZZZZ" if code != "ZZZZZZZZ" else "YYYYYYYY", CAROL) is None
+    assert store.redeem_link_code("", CAROL) is None
+    assert store.linked_identities(ANN) == [ANN]
+
+    assert store.redeem_link_code(code, CAROL) == ANN  # still usable after the refusals
+    assert store.redeem_link_code(code, DAN) is None  # used
+    assert store.linked_identities(DAN) == [DAN]
+
+    expired = store.create_link_code(BOB, ttl=timedelta(seconds=-1))
+    assert store.redeem_link_code(expired, DAN) is None
+    assert store.linked_identities(BOB) == [BOB]
+
+
+def test_codes_match_whatever_the_case_and_surrounding_spaces(store: Store) -> None:
+    code = store.create_link_code(ANN)
+
+    assert store.redeem_link_code(f"  {code.lower()}\n", CAROL) == ANN
+    assert store.linked_identities(ANN) == [ANN, CAROL]
+
+
+def test_a_new_code_replaces_the_persons_unused_one(store: Store) -> None:
+    first = store.create_link_code(ANN)
+    second = store.create_link_code(ANN)
+
+    assert store.redeem_link_code(first, CAROL) is None
+    assert store.redeem_link_code(second, CAROL) == ANN
+    # Bob's code is his own and outlives Ann's new ones.
+    bobs = store.create_link_code(BOB)
+    store.create_link_code(ANN)
+    assert store.redeem_link_code(bobs, DAN) == BOB
+
+
+def test_linked_identities_lists_the_person_first_then_the_others(store: Store) -> None:
+    store.append(KEY, Role.USER, "hi", user=ANN)
+    assert store.linked_identities(CAROL) == [CAROL]  # unknown: just themselves
+    assert link(store, ANN, CAROL) == ANN
+    assert link(store, CAROL, DAN) == CAROL  # any identity of the person can invite
+
+    assert store.linked_identities(ANN) == [ANN, CAROL, DAN]
+    assert store.linked_identities(DAN) == [DAN, ANN, CAROL]
+    assert store.linked_identities(UserRef(CAROL.platform, CAROL.id)) == [CAROL, ANN, DAN]
+    assert store.linked_identities(BOB) == [BOB]
+    # Linking again within the person changes nothing but uses the code.
+    assert link(store, DAN, ANN) == DAN
+    assert store.linked_identities(ANN) == [ANN, CAROL, DAN]
+
+
+def test_linking_brings_along_everyone_already_linked(store: Store) -> None:
+    store.save_profile(ANN, UserProfile(language="en"))
+    store.save_profile(CAROL, UserProfile(language="de", facts=(Fact("likes tea"),)))
+    assert link(store, CAROL, DAN) == CAROL  # Carol and Dan: one person
+
+    assert link(store, ANN, DAN) == ANN  # Dan joins Ann, and brings Carol
+    shared = UserProfile(language="en", facts=(Fact("likes tea"),))
+    for identity in (ANN, CAROL, DAN):
+        assert store.profile(identity) == shared
+    assert store.linked_identities(CAROL) == [CAROL, ANN, DAN]
+    store.save_profile(CAROL, UserProfile(language="fr"))
+    assert store.profile(ANN) == UserProfile(language="fr")
+
+
+def test_forgetting_a_linked_person_forgets_every_identity(store: Store) -> None:
+    slack_dm = ConversationKey("slack", "T1", "D1", None)
+    telegram_dm = ConversationKey("telegram", None, "42", None)
+    store.append(slack_dm, Role.USER, "hi", user=ANN)
+    store.append(slack_dm, Role.ASSISTANT, "hello")
+    store.append(telegram_dm, Role.USER, "hi", user=CAROL)
+    carols_answer = store.append(telegram_dm, Role.ASSISTANT, "hello")
+    store.save_feedback(Feedback(answer_id=carols_answer.id, user=CAROL, rating=Rating.GOOD))
+    bob_asks = store.append(KEY, Role.USER, "Bob here", user=BOB)
+    store.append(KEY, Role.USER, "me too", user=ANN)
+    store.save_profile(BOB, UserProfile(language="fr"))
+    store.save_profile(ANN, UserProfile(language="en"))
+    assert link(store, ANN, CAROL) == ANN
+    unused = store.create_link_code(CAROL)
+
+    # 5 messages, 2 conversations, 1 feedback, 1 profile, 2 identities.
+    assert store.forget(CAROL) == 11
+
+    for identity in (ANN, CAROL):
+        assert store.profile(identity) == UserProfile()
+        assert store.linked_identities(identity) == [identity]
+        assert store.forget(identity) == 0
+    assert store.history(slack_dm, 10) == []
+    assert store.history(telegram_dm, 10) == []
+    assert store.history(KEY, 10) == [bob_asks]
+    assert store.profile(BOB) == UserProfile(language="fr")
+    assert store.redeem_link_code(unused, DAN) is None
+    # They come back as strangers to each other.
+    store.save_profile(CAROL, UserProfile(language="de"))
+    assert store.profile(ANN) == UserProfile()
+
+
 # ---- SqlStore against MemoryStore, on random conversations -------------------------------
 
 ACTIONS = (
@@ -457,6 +656,8 @@ ACTIONS = (
     "find",
     "claim",
     "forget",
+    "profile",
+    "link",
 )
 Step = tuple[str, int, int]
 
@@ -499,6 +700,16 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
             said.append(store.claim_event("slack", f"{chat_id}-{n % 3}"))
         elif action == "forget":
             said.append(store.forget(people[n % 2]))
+        elif action == "profile":
+            person, other = people[n % 2], people[(n + 1) % 2]
+            mine = store.profile(person)
+            store.save_profile(person, replace(mine, facts=(*mine.facts, Fact(f"fact {n}"))))
+            said.append((store.profile(person), store.profile(other)))
+        elif action == "link":
+            person, other = people[n % 2], people[(n + 1) % 2]
+            code = store.create_link_code(person)
+            said.append(store.redeem_link_code(code, other if n < 4 else person))
+            said.append(store.linked_identities(other))
         elif turns:
             target = turns[n % len(turns)]
             if action == "answer":

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,6 +35,7 @@ __all__ = [
     "ConversationRow",
     "EventRow",
     "FeedbackRow",
+    "LinkCodeRow",
     "MessageRow",
     "ProfileRow",
     "UTCDateTime",
@@ -83,7 +86,13 @@ class Base(DeclarativeBase):
 
 
 class UserRow(Base):
-    """A person as one platform knows them; created on first sight."""
+    """A person as one platform knows them (an identity); created on first sight.
+
+    A person is named by the id of their first identity: ``person_id`` is NULL on that
+    one and holds it on every identity linked to it with ``/link``. It is no foreign key
+    so that SQLite can add and drop the column in place; the store keeps it pointing at
+    an identity whose own ``person_id`` is NULL, and forgets a person's identities together.
+    """
 
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
@@ -93,10 +102,16 @@ class UserRow(Base):
     platform_user_id: Mapped[str] = mapped_column(Text)
     display_name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    person_id: Mapped[int | None] = mapped_column(Id, index=True)
 
 
 class ProfileRow(Base):
-    """What Parley knows about one person (:class:`core.types.UserProfile`)."""
+    """What Parley knows about one person (:class:`core.types.UserProfile`).
+
+    ``user_id`` is the person: their first identity (see :class:`UserRow`). ``facts`` is a
+    list of :meth:`core.types.Fact.to_json` objects; rows written before facts had a
+    confidence hold plain strings, which :meth:`core.types.Fact.from_json` still reads.
+    """
 
     __tablename__ = "profiles"
 
@@ -106,8 +121,22 @@ class ProfileRow(Base):
     display_name: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(Text)
     preferences: Mapped[dict[str, str]] = mapped_column(JSON)
-    facts: Mapped[list[str]] = mapped_column(JSON)
+    facts: Mapped[list[dict[str, Any] | str]] = mapped_column(JSON)
+    learn_facts: Mapped[bool] = mapped_column(Boolean, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LinkCodeRow(Base):
+    """A one-time code that links another identity to the person who asked for it."""
+
+    __tablename__ = "link_codes"
+    __table_args__ = (Index(None, "user_id"),)
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConversationRow(Base):

@@ -3,17 +3,29 @@
 It behaves like :class:`core.store.MemoryStore`, which the shared test suite checks against
 all backends. Every method is one short transaction. People are created on first sight
 and keep the latest display name any platform event gave them; conversations are created
-with their first message.
+with their first message. A person is the id of their first identity (``users.person_id``
+on the others, see :class:`core.db.models.UserRow`), and their profile is kept under it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Delete, Engine, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Delete,
+    Engine,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,15 +35,18 @@ from core.db.models import (
     ConversationRow,
     EventRow,
     FeedbackRow,
+    LinkCodeRow,
     MessageRow,
     ProfileRow,
     UserRow,
 )
 from core.errors import ConfigurationError
+from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
 from core.types import (
     Answer,
     ContextReport,
     ConversationKey,
+    Fact,
     Feedback,
     Rating,
     Role,
@@ -222,41 +237,97 @@ class SqlStore:
             ]
 
     def profile(self, user: UserRef) -> UserProfile:
-        """The person's profile; an empty one for someone new."""
+        """The person's profile, shared by their linked identities; empty for someone new."""
         query = (
             select(ProfileRow)
-            .join(UserRow, ProfileRow.user_id == UserRow.id)
-            .where(UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
+            .join(UserRow, ProfileRow.user_id == func.coalesce(UserRow.person_id, UserRow.id))
+            .where(*_same(user))
         )
         with self._session(write=False) as s:
             row = s.scalar(query)
-            if row is None:
-                return UserProfile()
-            return UserProfile(
-                display_name=row.display_name,
-                language=row.language,
-                preferences=dict(row.preferences),
-                facts=tuple(row.facts),
-            )
+            return _profile(row) if row is not None else UserProfile()
 
     def save_profile(self, user: UserRef, profile: UserProfile) -> None:
-        """Replace the person's profile."""
+        """Replace the person's profile, for all their linked identities."""
         with self._session(write=True) as s:
-            insert = self._insert(ProfileRow).values(
-                user_id=self._user_id(s, user),
-                display_name=profile.display_name,
-                language=profile.language,
-                preferences=dict(profile.preferences),
-                facts=list(profile.facts),
-                updated_at=utcnow(),
-            )
-            replaced = ("display_name", "language", "preferences", "facts", "updated_at")
+            self._put_profile(s, self._identity(s, user)[1], profile)
+
+    def create_link_code(self, user: UserRef, ttl: timedelta = LINK_CODE_TTL) -> str:
+        """A new one-time code for the person; it replaces their earlier unused code.
+
+        Expired codes of anyone are cleared on the way.
+        """
+        now = utcnow()
+        with self._session(write=True) as s:
+            me, person = self._identity(s, user)
             s.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[ProfileRow.user_id],
-                    set_={name: insert.excluded[name] for name in replaced},
+                delete(LinkCodeRow).where(
+                    or_(
+                        LinkCodeRow.expires_at <= now,
+                        and_(
+                            LinkCodeRow.used_at.is_(None),
+                            LinkCodeRow.user_id.in_(select(UserRow.id).where(_of(person))),
+                        ),
+                    )
                 )
             )
+            while True:  # a clash is one in a trillion, but a clash must not link strangers
+                code = new_link_code()
+                insert = (
+                    self._insert(LinkCodeRow)
+                    .values(code=code, user_id=me, created_at=now, expires_at=now + ttl)
+                    .on_conflict_do_nothing(index_elements=[LinkCodeRow.code])
+                    .returning(LinkCodeRow.code)
+                )
+                if s.execute(insert).first() is not None:
+                    return code
+
+    def redeem_link_code(self, code: str, user: UserRef) -> UserRef | None:
+        """Link ``user`` to the person who made the code and return that code's identity.
+
+        Claiming the code is one conditional UPDATE, so of concurrent redeemers only one
+        links. See :meth:`core.store.IdentityStore.redeem_link_code`.
+        """
+        now = utcnow()
+        usable = (
+            LinkCodeRow.code == normalize_link_code(code),
+            LinkCodeRow.used_at.is_(None),
+            LinkCodeRow.expires_at > now,
+        )
+        query = select(UserRow).join(LinkCodeRow, LinkCodeRow.user_id == UserRow.id).where(*usable)
+        with self._session(write=True) as s:
+            found = s.scalar(query)
+            if found is None or (found.platform, found.platform_user_id) == (
+                user.platform,
+                user.id,
+            ):
+                return None
+            owner, person = _user_ref(found), found.person_id or found.id
+            if _rowcount(s.execute(update(LinkCodeRow).where(*usable).values(used_at=now))) == 0:
+                return None
+            mine = self._identity(s, user)[1]
+            if mine != person:
+                self._join_profiles(s, person, mine)
+                s.execute(
+                    update(UserRow)
+                    .where(_of(mine))
+                    .values(person_id=person)
+                    .execution_options(synchronize_session=False)
+                )
+            return owner
+
+    def linked_identities(self, user: UserRef) -> list[UserRef]:
+        """All identities of the person: ``user`` first, then the others as first seen."""
+        with self._session(write=False) as s:
+            me = s.scalar(select(UserRow).where(*_same(user)))
+            if me is None:
+                return [user]
+            others = s.scalars(
+                select(UserRow)
+                .where(_of(me.person_id or me.id), UserRow.id != me.id)
+                .order_by(UserRow.id)
+            ).all()
+            return [_user_ref(me), *(_user_ref(other) for other in others)]
 
     def claim_event(self, platform: str, event_id: str) -> bool:
         """True for the first claim of an event, False ever after; atomic across processes.
@@ -280,19 +351,21 @@ class SqlStore:
             return _delete(s, delete(EventRow).where(EventRow.seen_at < older_than))
 
     def forget(self, user: UserRef) -> int:
-        """Remove everything held about a person; return how many items went.
+        """Remove everything held about a person, on every linked identity; return the count.
 
         Every row is deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
-        count is exact and nothing depends on SQLite's foreign-key enforcement.
+        count is exact and nothing depends on SQLite's foreign-key enforcement. See
+        :meth:`core.store.PrivacyStore.forget` for what goes and what is counted.
         """
-        same = (UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
         with self._session(write=True) as s:
-            person = s.scalar(select(UserRow.id).where(*same))
-            if person is None:
+            found = s.execute(select(UserRow.id, UserRow.person_id).where(*_same(user))).first()
+            if found is None:
                 return 0
-            theirs = MessageRow.user_id == person
+            person = found.person_id or found.id
+            identities = s.scalars(select(UserRow.id).where(_of(person))).all()
+            theirs = MessageRow.user_id.in_(identities)
             others_wrote = select(MessageRow.conversation_id).where(
-                MessageRow.user_id.is_not(None), MessageRow.user_id != person
+                MessageRow.user_id.is_not(None), MessageRow.user_id.not_in(identities)
             )
             private = s.scalars(
                 select(MessageRow.conversation_id)
@@ -301,18 +374,13 @@ class SqlStore:
             ).all()
             doomed = or_(theirs, MessageRow.conversation_id.in_(private))
             removed = select(MessageRow.id).where(doomed)
-            return (
-                _delete(
-                    s,
-                    delete(FeedbackRow).where(
-                        or_(FeedbackRow.user_id == person, FeedbackRow.answer_id.in_(removed))
-                    ),
-                )
-                + _delete(s, delete(MessageRow).where(doomed))
-                + _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
-                + _delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
-                + _delete(s, delete(UserRow).where(UserRow.id == person))
-            )
+            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(removed))
+            count = _delete(s, delete(FeedbackRow).where(feedback))
+            count += _delete(s, delete(MessageRow).where(doomed))
+            count += _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
+            count += _delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
+            _delete(s, delete(LinkCodeRow).where(LinkCodeRow.user_id.in_(identities)))
+            return count + _delete(s, delete(UserRow).where(UserRow.id.in_(identities)))
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
@@ -330,9 +398,51 @@ class SqlStore:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    def _put_profile(self, s: Session, person: int, profile: UserProfile) -> None:
+        """Insert or replace the person's profile."""
+        insert = self._insert(ProfileRow).values(
+            user_id=person,
+            display_name=profile.display_name,
+            language=profile.language,
+            preferences=dict(profile.preferences),
+            facts=[fact.to_json() for fact in profile.facts],
+            learn_facts=profile.learn_facts,
+            updated_at=utcnow(),
+        )
+        replaced = (
+            "display_name",
+            "language",
+            "preferences",
+            "facts",
+            "learn_facts",
+            "updated_at",
+        )
+        s.execute(
+            insert.on_conflict_do_update(
+                index_elements=[ProfileRow.user_id],
+                set_={name: insert.excluded[name] for name in replaced},
+            )
+        )
+
+    def _join_profiles(self, s: Session, person: int, joining: int) -> None:
+        """Merge the joining person's profile into the person's and drop it."""
+        rows = s.scalars(select(ProfileRow).where(ProfileRow.user_id.in_((person, joining))))
+        profiles = {row.user_id: _profile(row) for row in rows}
+        if joining not in profiles:
+            return
+        kept = profiles.get(person, UserProfile())
+        _delete(s, delete(ProfileRow).where(ProfileRow.user_id == joining))
+        self._put_profile(s, person, merge_profiles(kept, profiles[joining]))
+
+    def _identity(self, s: Session, user: UserRef) -> tuple[int, int]:
+        """The identity's row id and its person's, created on first sight."""
+        user_id = self._user_id(s, user)
+        person = s.scalar(select(UserRow.person_id).where(UserRow.id == user_id))
+        return user_id, person or user_id
+
     def _user_id(self, s: Session, user: UserRef) -> int:
-        """The person's row id: created on first sight, renamed when their name changed."""
-        same = (UserRow.platform == user.platform, UserRow.platform_user_id == user.id)
+        """The identity's row id: created on first sight, renamed when their name changed."""
+        same = _same(user)
         row = s.execute(select(UserRow.id, UserRow.display_name).where(*same)).first()
         if row is None:
             s.execute(
@@ -382,6 +492,27 @@ def _rowcount(result: object) -> int:
 def _delete(s: Session, statement: Delete) -> int:
     """Run a bulk DELETE without syncing the session (it holds no objects); return the count."""
     return _rowcount(s.execute(statement.execution_options(synchronize_session=False)))
+
+
+def _same(user: UserRef) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The condition that picks the identity's row."""
+    return UserRow.platform == user.platform, UserRow.platform_user_id == user.id
+
+
+def _of(person: int) -> ColumnElement[bool]:
+    """The condition that picks every identity of the person."""
+    return or_(UserRow.id == person, UserRow.person_id == person)
+
+
+def _profile(row: ProfileRow) -> UserProfile:
+    """A stored profile as the rest of Parley sees it."""
+    return UserProfile(
+        display_name=row.display_name,
+        language=row.language,
+        preferences=dict(row.preferences),
+        facts=tuple(Fact.from_json(fact) for fact in row.facts),
+        learn_facts=row.learn_facts,
+    )
 
 
 def _user_ref(row: UserRow) -> UserRef:
