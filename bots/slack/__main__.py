@@ -1,0 +1,112 @@
+"""Run Parley on Slack by itself: Socket Mode when an app token is set, else HTTP.
+
+Usage::
+
+    PARLEY_SLACK_BOT_TOKEN=xoxb-… PARLEY_SLACK_APP_TOKEN=xapp-… python -m bots.slack
+    PARLEY_SLACK_BOT_TOKEN=xoxb-… PARLEY_SLACK_SIGNING_SECRET=… python -m bots.slack --port 3000
+
+Over HTTP, point the app's Request URLs (events, slash command, interactivity) at
+``https://<host>/slack/events``. ``python -m bots.web`` serves the same endpoint next to
+Telegram's webhook, /healthz and /metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from bots.slack import SlackAdapter, SlackConfig, build_slack
+from core.errors import ParleyError
+
+__all__ = ["http_app", "main", "run_socket_mode", "serve_http"]
+
+log = logging.getLogger("bots.slack")
+
+
+async def run_socket_mode(adapter: SlackAdapter, app_token: str) -> None:
+    """Receive events over Slack's Socket Mode websocket until cancelled."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    await adapter.start()
+    handler = AsyncSocketModeHandler(adapter.app, app_token)
+    try:
+        await handler.start_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await adapter.stop()
+
+
+def http_app(adapter: SlackAdapter) -> Starlette:
+    """A Starlette app serving only the adapter's ``/slack/events``; it stops the adapter."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await adapter.stop()
+
+    return Starlette(routes=adapter.routes(), lifespan=lifespan)
+
+
+async def serve_http(adapter: SlackAdapter, host: str, port: int) -> None:
+    """Check the bot token, then serve the Events API endpoint with uvicorn until stopped."""
+    import uvicorn
+
+    await adapter.start()  # before serving, so that a refused token is one clear line
+    await uvicorn.Server(uvicorn.Config(http_app(adapter), host=host, port=port)).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the Slack adapter on the configured (by default embedded) deployment."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bots.slack", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--host", help="HTTP mode: address to listen on (PARLEY_WEB_HOST)")
+    parser.add_argument("--port", type=int, help="HTTP mode: port (PARLEY_WEB_PORT)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
+    args = parser.parse_args(argv)
+    # Imported before logging is set up, so that their import-time chatter stays quiet.
+    from config import load_settings
+    from config.wiring import build_embedded
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings()
+        config = SlackConfig.from_settings(settings)  # before the slow model load
+        parley = build_embedded(settings)
+    except ParleyError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    try:
+        adapter = build_slack(parley.service, settings)
+        if config.app_token is not None:
+            log.info("Slack: Socket Mode")
+            asyncio.run(run_socket_mode(adapter, config.app_token))
+        else:
+            host = args.host or settings.web_host
+            port = args.port or settings.web_port
+            log.info("Slack: HTTP events at http://%s:%s/slack/events", host, port)
+            asyncio.run(serve_http(adapter, host, port))
+    except ParleyError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        parley.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
