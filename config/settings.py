@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(default=None, description="Fix sampling for reproducible answers.")
 
+    sentiment: bool = Field(
+        default=True, description="Read each message's sentiment and adapt answers to the mood."
+    )
+
     # The conversation.
     assistant_name: str = Field(default="Parley", description="The name the assistant goes by.")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

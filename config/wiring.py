@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from config.settings import Settings
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
+from core.errors import ModelLoadError
 from core.generator import Generator
+from core.sentiment import SentimentClassifier
 from core.store import Store
 from workers.explain import ModelExplainer
 from workers.generation import TransformersGenerator
 
-__all__ = ["Parley", "build_embedded", "conversation_options", "open_store"]
+__all__ = ["Parley", "build_embedded", "conversation_options", "load_sentiment", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,30 @@ def open_store(settings: Settings) -> SqlStore:
     return SqlStore(engine)
 
 
+def load_sentiment(settings: Settings) -> SentimentClassifier | None:
+    """The sentiment classifier, unless turned off; without its model Parley still answers."""
+    if not settings.sentiment:
+        return None
+    from workers.sentiment import TransformerSentimentClassifier
+
+    try:
+        return TransformerSentimentClassifier.load()
+    except ModelLoadError as exc:
+        log.warning("Answering without reading moods: %s (or set PARLEY_SENTIMENT=false)", exc)
+        return None
+
+
 def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
     """Store, in-process model and conversation service for the embedded deployment."""
     store = open_store(settings)
     generator = TransformersGenerator.from_settings(settings)
+    sentiment = load_sentiment(settings)
     service = ConversationService(
         store=store,
         generator=generator,
         tokens=generator.tokens,
         options=conversation_options(settings, **extra_commands),
-        explainer=ModelExplainer(generator.loaded),
+        explainer=ModelExplainer(generator.loaded, sentiment),
+        sentiment=sentiment,
     )
     return Parley(settings, store, generator, service)

@@ -26,6 +26,7 @@ from core.types import ChatTurn, ContextReport, Role, Segment, StoredMessage, Us
 __all__ = ["ContextBuilder", "MessageTooLong", "profile_lines"]
 
 PREVIEW_CHARS = 40
+NAME_LINE = "The user's name is "
 
 
 class MessageTooLong(ParleyError):
@@ -44,7 +45,7 @@ def profile_lines(profile: UserProfile) -> list[tuple[str, str]]:
     """The profile as ``(label, line)`` pairs, in the order they enter the prompt."""
     lines: list[tuple[str, str]] = []
     if profile.display_name:
-        lines.append(("name", f"The user's name is {profile.display_name}."))
+        lines.append(("name", f"{NAME_LINE}{profile.display_name}."))
     if profile.language:
         lines.append(("language", f"The user prefers answers in {profile.language}."))
     for key, value in sorted(profile.preferences.items()):
@@ -118,11 +119,9 @@ class ContextBuilder:
                 return ChatTurn(Role.SYSTEM, instructions)
             about = "\n".join(f"- {line}" for line in lines)
             # Small models take the profile's name for their own unless told otherwise last.
-            return ChatTurn(
-                Role.SYSTEM,
-                f"{instructions}\n\nAbout the user:\n{about}\n"
-                f"You are {self.assistant_name}, not the user.",
-            )
+            named = any(line.startswith(NAME_LINE) for line in lines)
+            closing = f"\nYou are {self.assistant_name}, not the user." if named else ""
+            return ChatTurn(Role.SYSTEM, f"{instructions}\n\nAbout the user:\n{about}{closing}")
 
         base = count([system([]), current], add_generation_prompt=True)
         if base > self.budget:

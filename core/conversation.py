@@ -29,6 +29,7 @@ from core.explanation import Explainer, explain_context
 from core.facts import extract_facts, merge_facts
 from core.generator import GenerationRequest, Generator, TokenCounter
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
+from core.sentiment import Sentiment, SentimentClassifier, running_mood
 from core.store import Store
 from core.streaming import Streamed
 from core.types import (
@@ -49,6 +50,17 @@ __all__ = ["APOLOGY", "ConversationOptions", "ConversationService", "describe_pr
 log = logging.getLogger(__name__)
 
 _COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join(COMMANDS)})\b")
+
+UPSET_MOOD = -0.3
+"""A running mood at or below this reads as frustrated or sad."""
+UPSET_GUIDANCE = (
+    "The user seems frustrated or upset. Start with one short sentence that acknowledges "
+    "how they feel, then answer calmly and briefly."
+)
+FEEDBACK_OFFER = (
+    "\n\n(If I did not help, tell me what you needed with /feedback bad followed by the "
+    "answer you expected: I learn from it.)"
+)
 
 SHORT_ANSWER_TOKENS = 96
 """The longest answer for people who asked for short ones (``/profile length short``)."""
@@ -83,9 +95,11 @@ class ConversationService:
         tokens: TokenCounter,
         options: ConversationOptions,
         explainer: Explainer | None = None,
+        sentiment: SentimentClassifier | None = None,
     ) -> None:
         self._store = store
         self._explainer = explainer
+        self._sentiment = sentiment
         self._generator = generator
         self._options = options
         self._context = ContextBuilder(
@@ -186,16 +200,14 @@ class ConversationService:
                 yield apology
                 yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
             return
-        prefix = self._options.command_prefixes.get(message.platform)
-        if prefix is not None:
-            spelled = _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), reply.text)
-            reply = replace(reply, text=spelled)
+        reply = replace(reply, text=self._spell(message.platform, reply.text))
         yield reply.text
         yield reply
 
     async def _answer(self, message: Message, text: str) -> AsyncGenerator[str | Reply, None]:
         key = message.key
         store = self._store
+        reading = await self._read_sentiment(text)
         asked = await asyncio.to_thread(
             store.append,
             key,
@@ -203,6 +215,7 @@ class ConversationService:
             text,
             user=message.user,
             platform_message_id=message.message_id,
+            sentiment=reading,
         )
         try:
             history = await asyncio.to_thread(store.history, key, self._options.history_turns + 1)
@@ -210,19 +223,21 @@ class ConversationService:
             profile = await asyncio.to_thread(self._learn, message.user, text, asked.id)
             if profile.display_name is None and message.user.display_name:
                 profile = replace(profile, display_name=message.user.display_name)
+            upset = is_upset(mood_of(history, message.user, reading))
             context = self._context.build(
                 history=history,
                 text=text,
                 speaker=message.user,
                 profile=profile,
                 group=message.is_group,
+                guidance=(UPSET_GUIDANCE,) if upset else (),
             )
         except MessageTooLong as exc:
             yield str(exc)
             yield Reply(kind=ReplyKind.ERROR, text=str(exc))
             return
         max_new_tokens = self._options.max_new_tokens
-        if profile.preferences.get("length", "").lower() in ("short", "brief"):
+        if upset or profile.preferences.get("length", "").lower() in ("short", "brief"):
             max_new_tokens = min(max_new_tokens, SHORT_ANSWER_TOKENS)
         stream = self._generator.generate(
             GenerationRequest(
@@ -260,12 +275,35 @@ class ConversationService:
             model_version=result.model_version,
             context=context,
         )
+        # Someone having a bad time is told how to say what went wrong: that feedback is
+        # what the nightly fine-tuning learns from.
+        offer = self._spell(message.platform, FEEDBACK_OFFER) if upset else ""
+        if offer:
+            yield offer
         yield Reply(
             kind=ReplyKind.ANSWER,
-            text=answer_text,
+            text=answer_text + offer,
             answer_id=stored.id,
             model_version=result.model_version,
         )
+
+    async def _read_sentiment(self, text: str) -> Sentiment | None:
+        """How the message reads; ``None`` without a classifier or when it fails."""
+        if self._sentiment is None:
+            return None
+        try:
+            [reading] = await asyncio.to_thread(self._sentiment.classify, [text])
+        except Exception:  # a broken classifier must not cost the person their answer
+            log.exception("reading the sentiment of a message failed")
+            return None
+        return reading
+
+    def _spell(self, platform: str, text: str) -> str:
+        """``text`` with commands spelled the way ``platform`` types them."""
+        prefix = self._options.command_prefixes.get(platform)
+        if prefix is None:
+            return text
+        return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
 
     def _learn(self, user: UserRef, text: str, message_id: int) -> UserProfile:
         """The person's profile, with any facts they just shared learned (runs in a thread)."""
@@ -405,7 +443,8 @@ class ConversationService:
         if self._explainer is None:
             return Reply(text=text)
         explanation = await asyncio.to_thread(self._explainer.explain, answer)
-        attachments = (("explain.png", explanation.picture),) if explanation.picture else ()
+        first = (("explain.png", explanation.picture),) if explanation.picture else ()
+        attachments = (*first, *explanation.more_pictures)
         return Reply(text="\n".join([*explanation.lines, "", text]), attachments=attachments)
 
 
@@ -443,3 +482,22 @@ def _set_field(profile: UserProfile, name: str, value: str | None) -> UserProfil
     else:
         preferences[name] = value
     return replace(profile, preferences=preferences)
+
+
+def mood_of(history: list[StoredMessage], user: UserRef, reading: Sentiment | None) -> float | None:
+    """The person's running mood over their turns in this conversation, this one included."""
+    mood: float | None = None
+    me = (user.platform, user.id)
+    for turn in history:
+        if (
+            turn.sentiment is not None
+            and turn.user is not None
+            and (turn.user.platform, turn.user.id) == me
+        ):
+            mood = running_mood(mood, turn.sentiment)
+    return running_mood(mood, reading) if reading is not None else mood
+
+
+def is_upset(mood: float | None) -> bool:
+    """True when the running mood reads as frustrated or sad."""
+    return mood is not None and mood <= UPSET_MOOD

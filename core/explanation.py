@@ -18,10 +18,11 @@ __all__ = ["Explainer", "Explanation", "explain_context"]
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """Lines of text for the chat, and optionally a picture (PNG) adapters can attach."""
+    """Lines of text for the chat, and optionally pictures (PNG) adapters can attach."""
 
     lines: tuple[str, ...]
     picture: bytes | None = None
+    more_pictures: tuple[tuple[str, bytes], ...] = ()
 
 
 class Explainer(Protocol):

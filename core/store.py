@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from core.sentiment import Sentiment
 from core.types import (
     Answer,
     ContextReport,
@@ -70,6 +71,7 @@ class ConversationStore(Protocol):
         platform_message_id: str | None = None,
         model_version: str | None = None,
         context: ContextReport | None = None,
+        sentiment: Sentiment | None = None,
     ) -> StoredMessage:
         """Store one turn and return it with its id."""
         ...
@@ -277,6 +279,7 @@ class MemoryStore:
         platform_message_id: str | None = None,
         model_version: str | None = None,
         context: ContextReport | None = None,
+        sentiment: Sentiment | None = None,
     ) -> StoredMessage:
         with self._lock:
             if user is not None:
@@ -289,6 +292,7 @@ class MemoryStore:
                 platform_message_id=platform_message_id,
                 model_version=model_version,
                 context=context,
+                sentiment=sentiment,
             )
             self._turns.setdefault(key, []).append(stored)
             if role is Role.ASSISTANT:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from core.sentiment import Sentiment
+
 __all__ = [
     "Answer",
     "ChatTurn",
@@ -222,6 +224,7 @@ class StoredMessage:
     platform_message_id: str | None = None
     model_version: str | None = None
     context: ContextReport | None = None
+    sentiment: Sentiment | None = None
 
 
 @dataclass(frozen=True, slots=True)

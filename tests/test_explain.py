@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.context import ContextBuilder
+from core.sentiment import LexiconSentimentClassifier
 from core.store import MemoryStore
 from core.types import Fact, Role, StoredMessage, UserProfile
 from tests.factories import make_message, make_service
@@ -58,17 +59,20 @@ def test_an_answer_that_repeats_a_profile_fact_is_attributed_to_it(
 async def test_explain_command_with_the_model_explainer(generator: TransformersGenerator) -> None:
     store = MemoryStore()
     # The echo generator answers instantly; the real model explains that answer.
-    explainer = ModelExplainer(generator.loaded)
+    explainer = ModelExplainer(generator.loaded, LexiconSentimentClassifier())
     service, _, _ = make_service(
         store=store, tokens=generator.tokens, prompt_budget=1500, explainer=explainer
     )
     await service.handle(
         make_message("/profile fact The user's favourite colour is teal")
     ).collect()
-    await service.handle(make_message("What is my favourite colour?")).collect()
+    await service.handle(
+        make_message("What is my favourite colour? The last answer was horrible.")
+    ).collect()
     reply = await service.handle(make_message("/explain")).collect()
     assert "What drove my last answer most" in reply.text
     assert "prompt tokens" in reply.text
-    [(name, picture)] = reply.attachments
-    assert name == "explain.png"
-    assert picture.startswith(PNG)
+    assert "I read your message as negative" in reply.text
+    assert "“horrible”" in reply.text
+    assert [name for name, _ in reply.attachments] == ["explain.png", "mood.png"]
+    assert all(picture.startswith(PNG) for _, picture in reply.attachments)

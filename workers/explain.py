@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from core.explanation import Explanation
+from core.sentiment import SentimentClassifier
 from core.types import ContextReport, Role, StoredMessage
 from workers.model import LoadedModel
 
@@ -158,14 +159,18 @@ def segments_heatmap(shares: list[SegmentShare], title: str = "What drove the an
 
 
 class ModelExplainer:
-    """The real :class:`core.explanation.Explainer`: segment attributions from the model."""
+    """The real :class:`core.explanation.Explainer`: segment attributions from the model, and
+    word attributions from the sentiment classifier for how the person's message read."""
 
-    def __init__(self, loaded: LoadedModel, *, top: int = 4) -> None:
+    def __init__(
+        self, loaded: LoadedModel, sentiment: SentimentClassifier | None = None, *, top: int = 4
+    ) -> None:
         self._loaded = loaded
+        self._sentiment = sentiment
         self._top = top
 
     def explain(self, answer: StoredMessage) -> Explanation:
-        """Which context segments drove ``answer``, as text and a bar chart."""
+        """Which context segments drove ``answer``, and why the message read as it did."""
         assert answer.context is not None
         shares, seconds = attribute_segments(self._loaded, answer.context, answer.text)
         lines = [
@@ -174,4 +179,23 @@ class ModelExplainer:
         for share in shares[: self._top]:
             direction = "" if share.share >= 0 else " (pulled away from it)"
             lines.append(f"• {share.label} — {abs(share.share):.0%}{direction}")
-        return Explanation(tuple(lines), segments_heatmap(shares))
+        pictures = [("explain.png", segments_heatmap(shares))]
+        if self._sentiment is not None:
+            mood_lines, picture = self._mood(answer.context.turns[-1].content)
+            lines += ["", *mood_lines]
+            pictures.append(("mood.png", picture))
+        return Explanation(tuple(lines), pictures[0][1], tuple(pictures[1:]))
+
+    def _mood(self, text: str) -> tuple[list[str], bytes]:
+        """How the message read, and the words that made it read so."""
+        from workers.sentiment import attribution_heatmap
+
+        assert self._sentiment is not None
+        [reading] = self._sentiment.classify([text])
+        words = self._sentiment.explain(text)
+        strongest = sorted((w for w in words if w[1] > 0), key=lambda w: w[1], reverse=True)[:3]
+        because = ", ".join(f"“{word}” ({score:+.2f})" for word, score in strongest)
+        line = f"I read your message as {reading.label} ({reading.confidence:.0%} sure)"
+        lines = [line + (f", mostly because of {because}." if because else ".")]
+        title = f"Words toward '{reading.label}'"
+        return lines, attribution_heatmap(words, title=title)

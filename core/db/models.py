@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -177,6 +178,9 @@ class MessageRow(Base):
     platform_message_id: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    sentiment_label: Mapped[str | None] = mapped_column(String(16))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    sentiment_confidence: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -41,6 +41,7 @@ from core.db.models import (
     UserRow,
 )
 from core.errors import ConfigurationError
+from core.sentiment import Mood, Sentiment
 from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
 from core.types import (
     Answer,
@@ -88,6 +89,7 @@ class SqlStore:
         platform_message_id: str | None = None,
         model_version: str | None = None,
         context: ContextReport | None = None,
+        sentiment: Sentiment | None = None,
     ) -> StoredMessage:
         """Store one turn and return it with its id."""
         with self._session(write=True) as s:
@@ -99,6 +101,9 @@ class SqlStore:
                 platform_message_id=platform_message_id,
                 model_version=model_version,
                 context=context.to_json() if context is not None else None,
+                sentiment_label=str(sentiment.label) if sentiment is not None else None,
+                sentiment_score=sentiment.score if sentiment is not None else None,
+                sentiment_confidence=sentiment.confidence if sentiment is not None else None,
                 created_at=utcnow(),
             )
             s.add(row)
@@ -112,6 +117,7 @@ class SqlStore:
                 platform_message_id=platform_message_id,
                 model_version=model_version,
                 context=context,
+                sentiment=sentiment,
             )
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
@@ -531,4 +537,16 @@ def _stored(message: MessageRow, user: UserRow | None) -> StoredMessage:
         platform_message_id=message.platform_message_id,
         model_version=message.model_version,
         context=ContextReport.from_json(message.context) if message.context is not None else None,
+        sentiment=_sentiment(message),
+    )
+
+
+def _sentiment(message: MessageRow) -> Sentiment | None:
+    """The stored reading of a message's sentiment, if it has one."""
+    if message.sentiment_label is None:
+        return None
+    return Sentiment(
+        Mood(message.sentiment_label),
+        message.sentiment_score or 0.0,
+        message.sentiment_confidence or 0.0,
     )
