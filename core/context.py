@@ -134,7 +134,10 @@ class ContextBuilder:
             Segment(
                 kind="system",
                 label="instructions",
-                tokens=count([system([])], add_generation_prompt=False),
+                # Guidance lines are counted as their own segments below.
+                tokens=count(
+                    [ChatTurn(Role.SYSTEM, self.system_prompt)], add_generation_prompt=False
+                ),
             )
         ]
         for line in guidance:

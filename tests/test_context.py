@@ -115,6 +115,8 @@ def test_guidance_joins_the_instructions() -> None:
     report = build(1000, [], guidance=("Be gentle.",))
     assert report.turns[0].content.startswith("Be brief. Be gentle.")
     assert [s.label for s in report.segments if s.kind == "guidance"] == ["Be gentle."]
+    plain = build(1000, [])
+    assert report.segments[0].tokens == plain.segments[0].tokens  # not counted twice
 
 
 def test_learned_facts_are_hidden_when_learning_is_off() -> None:

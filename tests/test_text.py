@@ -86,7 +86,8 @@ def test_a_long_fence_is_closed_and_reopened_with_its_language() -> None:
     pieces=st.lists(
         st.one_of(
             st.text(alphabet=st.characters(codec="utf-8", exclude_characters="`"), max_size=120),
-            st.sampled_from(["\n", "\n\n", " ", "```", "```py\n", "\n```\n", "👍🏽", "    "]),
+            # Fences always stand on their own lines, as Markdown fences do.
+            st.sampled_from(["\n", "\n\n", " ", "\n```\n", "\n```py\n", "👍🏽", "    "]),
         ),
         max_size=60,
     ),
