@@ -1,8 +1,9 @@
 """Where Parley keeps conversations, feedback and profiles: the contracts and a memory store.
 
-Six small contracts, one per concern; a real store implements them all (see
-:class:`core.db.SqlStore` for SQLite and PostgreSQL). :class:`MemoryStore` is the
-working in-memory implementation used by tests and by anything that needs no persistence.
+Seven small contracts, one per concern (answer jobs: :mod:`core.jobs`); a real store
+implements them all (see :class:`core.db.SqlStore` for SQLite and PostgreSQL).
+:class:`MemoryStore` is the working in-memory implementation used by tests and by
+anything that needs no persistence.
 
 Store methods are synchronous: they are short, and the same store serves the Celery
 workers. Async callers run them in a thread. Turns are ordered by id; people appear with
@@ -22,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from core.jobs import Claim, ClaimOutcome, Job, JobStatus, JobStore
 from core.sentiment import Sentiment
 from core.types import (
     Answer,
@@ -43,11 +45,13 @@ __all__ = [
     "EventStore",
     "FeedbackStore",
     "IdentityStore",
+    "JobStore",
     "MemoryStore",
     "PrivacyStore",
     "ProfileStore",
     "Store",
     "merge_profiles",
+    "new_job_token",
     "new_link_code",
     "normalize_link_code",
 ]
@@ -72,12 +76,32 @@ class ConversationStore(Protocol):
         model_version: str | None = None,
         context: ContextReport | None = None,
         sentiment: Sentiment | None = None,
+        expects_answer: bool = False,
+        in_group: bool = False,
     ) -> StoredMessage:
-        """Store one turn and return it with its id."""
+        """Store one turn and return it with its id.
+
+        With ``expects_answer`` the turn gets an answer job (:mod:`core.jobs`), ``queued``,
+        in the same transaction: either both are stored or neither is. ``in_group`` is
+        kept with the job: the message was sent in a group chat.
+        """
         ...
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         """The last ``limit`` turns since the conversation was last reset, oldest first."""
+        ...
+
+    def message(self, message_id: int) -> StoredMessage | None:
+        """One stored turn by its id, or ``None``."""
+        ...
+
+    def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
+        """What came before a message in its conversation: the prompt's history for it.
+
+        The last ``limit`` turns since the last reset, oldest first, in *answer order*:
+        earlier messages, each followed by its answer, even when later messages arrived
+        before that answer was made. Later messages and their answers are left out.
+        """
         ...
 
     def reset(self, key: ConversationKey) -> None:
@@ -134,6 +158,10 @@ class EventStore(Protocol):
         """Forget events first claimed before ``older_than``; return how many."""
         ...
 
+    def release_event(self, platform: str, event_id: str) -> None:
+        """Undo a claim whose event could not be taken, so that its redelivery is new."""
+        ...
+
 
 class IdentityStore(Protocol):
     """One person on several platforms (``/link``): linked identities share one profile."""
@@ -181,6 +209,7 @@ class Store(
     IdentityStore,
     EventStore,
     PrivacyStore,
+    JobStore,
     Protocol,
 ):
     """Everything the conversation service needs to keep."""
@@ -189,6 +218,11 @@ class Store(
 def new_link_code() -> str:
     """A random code of :data:`LINK_CODE_LENGTH` characters from :data:`LINK_CODE_ALPHABET`."""
     return "".join(secrets.choice(LINK_CODE_ALPHABET) for _ in range(LINK_CODE_LENGTH))
+
+
+def new_job_token() -> str:
+    """A fresh random token that proves who holds an answer job's lease."""
+    return secrets.token_urlsafe(16)
 
 
 def normalize_link_code(code: str) -> str:
@@ -243,6 +277,9 @@ class MemoryStore:
         self._person_of: dict[Identity, Identity] = {}
         self._codes: dict[str, _LinkCode] = {}
         self._events: dict[tuple[str, str], datetime] = {}
+        self._jobs: dict[int, Job] = {}
+        # The token of each running job's current lease holder.
+        self._tokens: dict[int, str] = {}
 
     def _known(self, user: UserRef | None) -> UserRef | None:
         """The person with the latest name seen for them."""
@@ -280,30 +317,95 @@ class MemoryStore:
         model_version: str | None = None,
         context: ContextReport | None = None,
         sentiment: Sentiment | None = None,
+        expects_answer: bool = False,
+        in_group: bool = False,
     ) -> StoredMessage:
         with self._lock:
             if user is not None:
                 self._remember(user)
-            stored = StoredMessage(
-                id=next(self._ids),
-                role=role,
-                text=text,
+            stored = self._append(
+                key,
+                role,
+                text,
                 user=user,
                 platform_message_id=platform_message_id,
                 model_version=model_version,
                 context=context,
                 sentiment=sentiment,
             )
-            self._turns.setdefault(key, []).append(stored)
-            if role is Role.ASSISTANT:
-                self._answers[stored.id] = Answer(message=stored, conversation=key)
+            if expects_answer:
+                self._jobs[stored.id] = Job(
+                    message_id=stored.id,
+                    key=key,
+                    status=JobStatus.QUEUED,
+                    attempts=0,
+                    created_at=stored.created_at,
+                    updated_at=stored.created_at,
+                    in_group=in_group,
+                )
             return stored
+
+    def _append(
+        self,
+        key: ConversationKey,
+        role: Role,
+        text: str,
+        *,
+        user: UserRef | None = None,
+        platform_message_id: str | None = None,
+        model_version: str | None = None,
+        context: ContextReport | None = None,
+        sentiment: Sentiment | None = None,
+    ) -> StoredMessage:
+        """Store one turn; the caller holds the lock."""
+        stored = StoredMessage(
+            id=next(self._ids),
+            role=role,
+            text=text,
+            user=user,
+            platform_message_id=platform_message_id,
+            model_version=model_version,
+            context=context,
+            sentiment=sentiment,
+        )
+        self._turns.setdefault(key, []).append(stored)
+        if role is Role.ASSISTANT:
+            self._answers[stored.id] = Answer(message=stored, conversation=key)
+        return stored
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         with self._lock:
             since = self._since.get(key, 0)
             turns = [t for t in self._turns.get(key, []) if t.id > since]
             return [self._current(t) for t in turns[-limit:]] if limit > 0 else []
+
+    def message(self, message_id: int) -> StoredMessage | None:
+        with self._lock:
+            for turns in self._turns.values():
+                for turn in turns:
+                    if turn.id == message_id:
+                        return self._current(turn)
+            return None
+
+    def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
+        with self._lock:
+            key = next(
+                (k for k, turns in self._turns.items() if any(t.id == message_id for t in turns)),
+                None,
+            )
+            if key is None or limit <= 0:
+                return []
+            answers = {j.answer_id: j.message_id for j in self._jobs.values() if j.answer_id}
+            since = self._since.get(key, 0)
+
+            def place(turn: StoredMessage) -> tuple[int, int]:
+                return answers.get(turn.id, turn.id), turn.id
+
+            turns = sorted(
+                (t for t in self._turns[key] if t.id > since and place(t)[0] < message_id),
+                key=place,
+            )
+            return [self._current(t) for t in turns[-limit:]]
 
     def reset(self, key: ConversationKey) -> None:
         with self._lock:
@@ -413,6 +515,10 @@ class MemoryStore:
             self._events[(platform, event_id)] = utcnow()
             return True
 
+    def release_event(self, platform: str, event_id: str) -> None:
+        with self._lock:
+            self._events.pop((platform, event_id), None)
+
     def purge_events(self, older_than: datetime) -> int:
         with self._lock:
             old = [event for event, seen in self._events.items() if seen < older_than]
@@ -449,6 +555,8 @@ class MemoryStore:
             count += len(removed)
             for message_id in removed:
                 self._answers.pop(message_id, None)
+                self._jobs.pop(message_id, None)
+                self._tokens.pop(message_id, None)
                 count += len(self._feedback.pop(message_id, {}))
             for by_user in self._feedback.values():
                 for identity in group:
@@ -461,3 +569,129 @@ class MemoryStore:
                 del self._people[identity]
                 self._person_of.pop(identity, None)
             return count + len(group)
+
+    def job(self, message_id: int) -> Job | None:
+        with self._lock:
+            return self._jobs.get(message_id)
+
+    def claim_job(self, message_id: int, *, lease_seconds: float, max_attempts: int) -> Claim:
+        now = utcnow()
+        with self._lock:
+            job = self._jobs.get(message_id)
+            if job is None:
+                return Claim(ClaimOutcome.UNKNOWN)
+            if job.status is JobStatus.DONE:
+                return Claim(ClaimOutcome.DONE, job)
+            if job.status is JobStatus.FAILED:
+                return Claim(ClaimOutcome.FAILED, job)
+            if job.status is JobStatus.RUNNING and not _expired(job, now):
+                return Claim(ClaimOutcome.BUSY, job)
+            if self._waits(job):
+                return Claim(ClaimOutcome.WAIT, job)
+            if job.attempts >= max_attempts:
+                error = f"set aside after {job.attempts} attempts"
+                return Claim(ClaimOutcome.SET_ASIDE, self._end(job, JobStatus.FAILED, error=error))
+            token = new_job_token()
+            self._tokens[message_id] = token
+            self._jobs[message_id] = job = replace(
+                job,
+                status=JobStatus.RUNNING,
+                attempts=job.attempts + 1,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            return Claim(ClaimOutcome.CLAIMED, job, token)
+
+    def finish_job(
+        self,
+        message_id: int,
+        token: str,
+        text: str,
+        *,
+        model_version: str,
+        context: ContextReport | None,
+    ) -> StoredMessage | None:
+        with self._lock:
+            job = self._jobs.get(message_id)
+            if job is None or not self._holds(job, token):
+                return None
+            stored = self._append(
+                job.key, Role.ASSISTANT, text, model_version=model_version, context=context
+            )
+            self._end(job, JobStatus.DONE, answer_id=stored.id)
+            return stored
+
+    def fail_job(self, message_id: int, reason: str, *, token: str | None = None) -> bool:
+        with self._lock:
+            job = self._jobs.get(message_id)
+            if job is None or job.status.ended:
+                return False
+            if token is not None and not self._holds(job, token):
+                return False
+            self._end(job, JobStatus.FAILED, error=reason)
+            return True
+
+    def next_job(self, key: ConversationKey) -> int | None:
+        with self._lock:
+            return min(
+                (j.message_id for j in self._jobs.values() if j.key == key and not j.status.ended),
+                default=None,
+            )
+
+    def stalled_jobs(self, older_than: datetime, *, limit: int = 100) -> list[int]:
+        now = utcnow()
+        with self._lock:
+            heads: dict[ConversationKey, Job] = {}
+            for job in sorted(self._jobs.values(), key=lambda j: j.message_id):
+                if not job.status.ended:
+                    heads.setdefault(job.key, job)
+            stalled = [
+                job.message_id
+                for job in heads.values()
+                if (job.status is JobStatus.QUEUED and job.updated_at < older_than)
+                or (job.status is JobStatus.RUNNING and _expired(job, now))
+            ]
+            return sorted(stalled)[: max(limit, 0)]
+
+    def touch_job(self, message_id: int) -> None:
+        with self._lock:
+            job = self._jobs.get(message_id)
+            if job is not None and not job.status.ended:
+                self._jobs[message_id] = replace(job, updated_at=utcnow())
+
+    def _holds(self, job: Job, token: str) -> bool:
+        """Whether ``token`` holds the job: it runs under that lease, expired or not."""
+        return job.status is JobStatus.RUNNING and self._tokens.get(job.message_id) == token
+
+    def _waits(self, job: Job) -> bool:
+        """Whether an earlier job of the same conversation has not ended yet."""
+        return any(
+            other.key == job.key and other.message_id < job.message_id and not other.status.ended
+            for other in self._jobs.values()
+        )
+
+    def _end(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        answer_id: int | None = None,
+        error: str | None = None,
+    ) -> Job:
+        """End the job with its one outcome; the caller holds the lock."""
+        self._tokens.pop(job.message_id, None)
+        ended = replace(
+            job,
+            status=status,
+            lease_until=None,
+            answer_id=answer_id,
+            error=error,
+            updated_at=utcnow(),
+        )
+        self._jobs[job.message_id] = ended
+        return ended
+
+
+def _expired(job: Job, now: datetime) -> bool:
+    """Whether a running job's lease has run out (its runner is presumed dead)."""
+    return job.lease_until is not None and job.lease_until < now

@@ -659,6 +659,9 @@ ACTIONS = (
     "forget",
     "profile",
     "link",
+    "ask",
+    "job",
+    "next",
 )
 Step = tuple[str, int, int]
 
@@ -683,13 +686,24 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
     said: list[object] = []
     for action, k, n in steps:
         key = keys[k]
-        if action in ("user", "assistant"):
-            user = people[n % 2] if action == "user" else None
-            platform_id = f"p{n}" if action == "user" else None
+        if action in ("user", "assistant", "ask"):
+            role = Role.ASSISTANT if action == "assistant" else Role.USER
+            user = people[n % 2] if role is Role.USER else None
+            platform_id = f"p{n}" if role is Role.USER else None
             text = f"{action} {len(turns)}"
             turns.append(
-                store.append(key, Role(action), text, user=user, platform_message_id=platform_id)
+                store.append(
+                    key,
+                    role,
+                    text,
+                    user=user,
+                    platform_message_id=platform_id,
+                    expects_answer=action == "ask",
+                )
             )
+        elif action == "next":
+            first = store.next_job(key)
+            said.append(next((t.text for t in turns if t.id == first), first))
         elif action == "reset":
             store.reset(key)
         elif action == "history":
@@ -723,6 +737,9 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
                 except KeyError:
                     said.append("KeyError")
                 continue
+            if action == "job":
+                said.append(run_job(store, target.id, n, turns))
+                continue
             rating = Rating.GOOD if n < 2 else Rating.BAD
             try:
                 store.save_feedback(
@@ -732,6 +749,26 @@ def replay(store: Store, steps: list[Step], chat_id: str) -> list[object]:
                 said.append("KeyError")
             said.append(sorted((f.user.id, f.rating) for f in store.feedback_for(target.id)))
     return said
+
+
+def run_job(store: Store, message_id: int, n: int, turns: list[StoredMessage]) -> object:
+    """Claim a message's job, then finish it, fail it or leave it running, as ``n`` says."""
+    claim = store.claim_job(message_id, lease_seconds=600, max_attempts=2)
+    ended: object = None
+    if claim.token is not None and n % 3 == 0:
+        answer = store.finish_job(
+            message_id, claim.token, f"answer {len(turns)}", model_version="v1", context=None
+        )
+        if answer is not None:
+            turns.append(answer)
+            ended = answer.text
+    elif claim.token is not None and n % 3 == 1:
+        ended = store.fail_job(message_id, f"failed {n}", token=claim.token)
+    elif n == 5:
+        ended = store.fail_job(message_id, "given up")
+    job = store.job(message_id)
+    state = job and (job.status, job.attempts, job.error, job.answer_id is not None)
+    return claim.outcome, ended, state
 
 
 @settings(

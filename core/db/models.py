@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -32,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "AnswerJobRow",
     "Base",
     "ConversationRow",
     "EventRow",
@@ -211,3 +213,38 @@ class EventRow(Base):
     platform: Mapped[str] = mapped_column(String(32), primary_key=True)
     event_id: Mapped[str] = mapped_column(Text, primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnswerJobRow(Base):
+    """The answer owed to one stored message (:class:`core.jobs.Job`), beside that message.
+
+    ``token`` names the runner holding the lease while the job runs. ``answer_id`` is
+    unique, so no answer can end two jobs. Ended jobs pile up, one per question ever
+    asked, so both indexes lead with what finds the few that have not ended: the oldest
+    of one conversation (claims, ``next_job``) and of all (the reconciler).
+    """
+
+    __tablename__ = "answer_jobs"
+    __table_args__ = (
+        Index(None, "conversation_id", "status", "message_id"),
+        Index(None, "status", "message_id"),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    token: Mapped[str | None] = mapped_column(Text)
+    answer_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("messages.id", ondelete="SET NULL"), unique=True
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    in_group: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

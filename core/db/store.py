@@ -5,6 +5,7 @@ all backends. Every method is one short transaction. People are created on first
 and keep the latest display name any platform event gave them; conversations are created
 with their first message. A person is the id of their first identity (``users.person_id``
 on the others, see :class:`core.db.models.UserRow`), and their profile is kept under it.
+The SQL of answer jobs, and how it stays atomic across processes, is in :mod:`core.db.jobs`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import jobs
 from core.db.engine import WRITE, store_errors
 from core.db.models import (
+    AnswerJobRow,
     Base,
     ConversationRow,
     EventRow,
@@ -41,6 +44,7 @@ from core.db.models import (
     UserRow,
 )
 from core.errors import ConfigurationError
+from core.jobs import Claim, Job, JobStatus
 from core.sentiment import Mood, Sentiment
 from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
 from core.types import (
@@ -90,35 +94,30 @@ class SqlStore:
         model_version: str | None = None,
         context: ContextReport | None = None,
         sentiment: Sentiment | None = None,
+        expects_answer: bool = False,
+        in_group: bool = False,
     ) -> StoredMessage:
-        """Store one turn and return it with its id."""
+        """Store one turn and return it with its id; with its answer job if it expects one."""
         with self._session(write=True) as s:
-            row = MessageRow(
-                conversation_id=self._conversation_id(s, key),
-                role=role.value,
-                user_id=self._user_id(s, user) if user is not None else None,
-                text=text,
-                platform_message_id=platform_message_id,
-                model_version=model_version,
-                context=context.to_json() if context is not None else None,
-                sentiment_label=str(sentiment.label) if sentiment is not None else None,
-                sentiment_score=sentiment.score if sentiment is not None else None,
-                sentiment_confidence=sentiment.confidence if sentiment is not None else None,
-                created_at=utcnow(),
-            )
-            s.add(row)
-            s.flush()
-            return StoredMessage(
-                id=row.id,
-                role=role,
-                text=text,
+            conversation_id = self._conversation_id(s, key)
+            if expects_answer:  # before the message's id is drawn: see core.db.jobs
+                jobs.lock_conversation(s, conversation_id)
+            user_id = self._user_id(s, user) if user is not None else None
+            stored = self._add_message(
+                s,
+                conversation_id,
+                role,
+                text,
                 user=user,
-                created_at=row.created_at,
+                user_id=user_id,
                 platform_message_id=platform_message_id,
                 model_version=model_version,
                 context=context,
                 sentiment=sentiment,
             )
+            if expects_answer:
+                jobs.open_job(s, stored.id, conversation_id, stored.created_at, in_group=in_group)
+            return stored
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         """The last ``limit`` turns since the conversation was last reset, oldest first."""
@@ -131,6 +130,41 @@ class SqlStore:
             .where(ConversationRow.key == key.encode())
             .where(MessageRow.id > ConversationRow.context_since)
             .order_by(MessageRow.id.desc())
+            .limit(limit)
+        )
+        with self._session(write=False) as s:
+            rows = s.execute(query).all()
+            return [_stored(message, user) for message, user in reversed(rows)]
+
+    def message(self, message_id: int) -> StoredMessage | None:
+        """One stored turn by its id, or ``None``."""
+        query = (
+            select(MessageRow, UserRow)
+            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+            .where(MessageRow.id == message_id)
+        )
+        with self._session(write=False) as s:
+            row = s.execute(query).first()
+            return _stored(*row) if row is not None else None
+
+    def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
+        """What came before a message in its conversation, in answer order (see the contract)."""
+        if limit <= 0:
+            return []
+        conversation = (
+            select(MessageRow.conversation_id).where(MessageRow.id == message_id).scalar_subquery()
+        )
+        # An answer takes the place of the message it answers.
+        place = func.coalesce(AnswerJobRow.message_id, MessageRow.id)
+        query = (
+            select(MessageRow, UserRow)
+            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+            .outerjoin(AnswerJobRow, AnswerJobRow.answer_id == MessageRow.id)
+            .where(ConversationRow.id == conversation)
+            .where(MessageRow.id > ConversationRow.context_since)
+            .where(place < message_id)
+            .order_by(place.desc(), MessageRow.id.desc())
             .limit(limit)
         )
         with self._session(write=False) as s:
@@ -351,10 +385,83 @@ class SqlStore:
         with self._session(write=True) as s:
             return s.execute(insert).first() is not None
 
+    def release_event(self, platform: str, event_id: str) -> None:
+        """Undo a claim whose event could not be taken, so that its redelivery is new."""
+        same = (EventRow.platform == platform, EventRow.event_id == event_id)
+        with self._session(write=True) as s:
+            _delete(s, delete(EventRow).where(*same))
+
     def purge_events(self, older_than: datetime) -> int:
         """Forget events first claimed before ``older_than``; return how many."""
         with self._session(write=True) as s:
             return _delete(s, delete(EventRow).where(EventRow.seen_at < older_than))
+
+    def job(self, message_id: int) -> Job | None:
+        """The job of one message, or ``None``."""
+        with self._session(write=False) as s:
+            return jobs.read_job(s, message_id)
+
+    def claim_job(self, message_id: int, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """Take the job to answer it, if it is free, next in its conversation and not spent.
+
+        See :meth:`core.jobs.JobStore.claim_job`; atomic across processes (:mod:`core.db.jobs`).
+        """
+        with self._session(write=True) as s:
+            return jobs.claim(
+                s,
+                message_id,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+                now=utcnow(),
+            )
+
+    def finish_job(
+        self,
+        message_id: int,
+        token: str,
+        text: str,
+        *,
+        model_version: str,
+        context: ContextReport | None,
+    ) -> StoredMessage | None:
+        """Store the answer and end the job ``done``, in one transaction, if ``token`` holds it."""
+        with self._session(write=True) as s:
+            conversation_id = jobs.end(s, message_id, JobStatus.DONE, now=utcnow(), token=token)
+            if conversation_id is None:
+                return None
+            stored = self._add_message(
+                s,
+                conversation_id,
+                Role.ASSISTANT,
+                text,
+                model_version=model_version,
+                context=context,
+            )
+            jobs.set_answer(s, message_id, stored.id)
+            return stored
+
+    def fail_job(self, message_id: int, reason: str, *, token: str | None = None) -> bool:
+        """End the job ``failed``; True if this call ended it (see :class:`core.jobs.JobStore`)."""
+        with self._session(write=True) as s:
+            ended = jobs.end(
+                s, message_id, JobStatus.FAILED, now=utcnow(), token=token, error=reason
+            )
+            return ended is not None
+
+    def next_job(self, key: ConversationKey) -> int | None:
+        """The oldest job of the conversation that has not ended, if any."""
+        with self._session(write=False) as s:
+            return jobs.next_job(s, key)
+
+    def stalled_jobs(self, older_than: datetime, *, limit: int = 100) -> list[int]:
+        """The oldest open job of each conversation, if it shows no life; oldest first."""
+        with self._session(write=False) as s:
+            return jobs.stalled(s, older_than, limit=limit, now=utcnow())
+
+    def touch_job(self, message_id: int) -> None:
+        """Record that the job was queued again now."""
+        with self._session(write=True) as s:
+            jobs.touch(s, message_id, utcnow())
 
     def forget(self, user: UserRef) -> int:
         """Remove everything held about a person, on every linked identity; return the count.
@@ -378,9 +485,19 @@ class SqlStore:
                 .where(theirs, MessageRow.conversation_id.not_in(others_wrote))
                 .distinct()
             ).all()
+            if private and self._engine.dialect.name == "postgresql":
+                # Lock them before deleting their jobs: claims lock a conversation, then
+                # its job, and taking the two the other way round could deadlock.
+                s.execute(
+                    select(ConversationRow.id)
+                    .where(ConversationRow.id.in_(private))
+                    .order_by(ConversationRow.id)
+                    .with_for_update()
+                )
             doomed = or_(theirs, MessageRow.conversation_id.in_(private))
             removed = select(MessageRow.id).where(doomed)
             feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(removed))
+            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(removed)))
             count = _delete(s, delete(FeedbackRow).where(feedback))
             count += _delete(s, delete(MessageRow).where(doomed))
             count += _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
@@ -467,6 +584,48 @@ class SqlStore:
                 update(UserRow).where(UserRow.id == row.id).values(display_name=user.display_name)
             )
         return int(row.id)
+
+    def _add_message(
+        self,
+        s: Session,
+        conversation_id: int,
+        role: Role,
+        text: str,
+        *,
+        user: UserRef | None = None,
+        user_id: int | None = None,
+        platform_message_id: str | None = None,
+        model_version: str | None = None,
+        context: ContextReport | None = None,
+        sentiment: Sentiment | None = None,
+    ) -> StoredMessage:
+        """Insert one turn (``user_id`` is ``user``'s row) and return it as stored."""
+        row = MessageRow(
+            conversation_id=conversation_id,
+            role=role.value,
+            user_id=user_id,
+            text=text,
+            platform_message_id=platform_message_id,
+            model_version=model_version,
+            context=context.to_json() if context is not None else None,
+            sentiment_label=str(sentiment.label) if sentiment is not None else None,
+            sentiment_score=sentiment.score if sentiment is not None else None,
+            sentiment_confidence=sentiment.confidence if sentiment is not None else None,
+            created_at=utcnow(),
+        )
+        s.add(row)
+        s.flush()
+        return StoredMessage(
+            id=row.id,
+            role=role,
+            text=text,
+            user=user,
+            created_at=row.created_at,
+            platform_message_id=platform_message_id,
+            model_version=model_version,
+            context=context,
+            sentiment=sentiment,
+        )
 
     def _conversation_id(self, s: Session, key: ConversationKey) -> int:
         """The conversation's row id, created with its first message."""

@@ -1,0 +1,158 @@
+"""Answer jobs: every accepted message that needs an answer, until it has exactly one.
+
+A job is opened in the same transaction that stores the person's message (``append(...,
+expects_answer=True)``), so nothing accepted can be lost between the two. Whoever answers
+(the in-process answerer of the embedded deployment, or a Celery worker) first *claims*
+the job, then *finishes* it with the answer or *fails* it with a reason. The store makes
+each step atomic, which gives the guarantees the deployments rely on:
+
+- **Exactly one outcome.** A job ends once, ``done`` (with its answer stored in the same
+  transaction) or ``failed``; a second finish or fail is refused.
+- **One runner at a time.** A claim holds a lease; while it lasts nobody else can claim
+  the job. A runner that died (worker killed) loses the lease when it expires, and the
+  next delivery of the task, or the reconciler, claims the job again.
+- **Order within a conversation.** A job is claimable only when every earlier job of its
+  conversation has ended; otherwise the claim says ``WAIT`` and the runner of the earlier
+  job hands this one on when it ends (``next_job``).
+- **Bounded deliveries.** Every claim counts an attempt; a job that has used up its
+  attempts (a poisoned message that crashes its worker each time) is failed by the claim
+  itself and never runs again.
+
+The lifecycle::
+
+    queued ──claim──▶ running ──finish──▶ done
+       ▲                 │  └───fail────▶ failed
+       └── lease expires ┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from core.types import ContextReport, ConversationKey, StoredMessage
+
+__all__ = ["Claim", "ClaimOutcome", "Job", "JobStatus", "JobStore"]
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its lifecycle."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def ended(self) -> bool:
+        """True once the job has its one outcome."""
+        return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """The answer owed to one stored message (``message_id``, the job's id)."""
+
+    message_id: int
+    key: ConversationKey
+    status: JobStatus
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    lease_until: datetime | None = None
+    answer_id: int | None = None
+    error: str | None = None
+    in_group: bool = False
+    """Asked in a group chat: the prompt names each turn's speaker."""
+
+
+class ClaimOutcome(StrEnum):
+    """What a claim found."""
+
+    CLAIMED = "claimed"
+    """The caller holds the job now: answer it, then finish or fail it with the token."""
+    DONE = "done"
+    """Answered already; ``Claim.job.answer_id`` names the answer."""
+    FAILED = "failed"
+    """Failed already (``Claim.job.error`` says why); it will not be answered."""
+    BUSY = "busy"
+    """Another runner holds an unexpired lease on it."""
+    WAIT = "wait"
+    """An earlier message of the same conversation has not been answered yet."""
+    SET_ASIDE = "set_aside"
+    """It had used up its attempts: the claim failed it (a poisoned message)."""
+    UNKNOWN = "unknown"
+    """No such job (never opened, or forgotten with ``/forget``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The result of :meth:`JobStore.claim_job`."""
+
+    outcome: ClaimOutcome
+    job: Job | None = None
+    token: str | None = None
+    """Proof of holding the lease, for finish and fail; set when CLAIMED."""
+
+
+class JobStore(Protocol):
+    """Answer jobs, kept beside the messages they answer (see the module docstring).
+
+    ``append(..., expects_answer=True)`` opens a job (status ``queued``) with the message.
+    """
+
+    def job(self, message_id: int) -> Job | None:
+        """The job of one message, or ``None``."""
+        ...
+
+    def claim_job(self, message_id: int, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """Take the job to answer it, if it is free, next in its conversation and not spent.
+
+        A claim of a ``queued`` job, or of a ``running`` one whose lease has expired,
+        counts one attempt and returns CLAIMED with a fresh token. When the job had already
+        used ``max_attempts`` attempts, the claim fails it instead (error "set aside after
+        N attempts") and returns SET_ASIDE.
+        """
+        ...
+
+    def finish_job(
+        self,
+        message_id: int,
+        token: str,
+        text: str,
+        *,
+        model_version: str,
+        context: ContextReport | None,
+    ) -> StoredMessage | None:
+        """Store the answer and end the job ``done``, in one transaction.
+
+        Returns the stored answer; ``None`` (and nothing stored) when ``token`` no longer
+        holds the job: its lease was taken over, or it already ended.
+        """
+        ...
+
+    def fail_job(self, message_id: int, reason: str, *, token: str | None = None) -> bool:
+        """End the job ``failed``; True if this call ended it.
+
+        With a token, only while that token holds the job; without one (an operator, or a
+        waiter that gives up), whenever the job has not ended yet.
+        """
+        ...
+
+    def next_job(self, key: ConversationKey) -> int | None:
+        """The oldest job of the conversation that has not ended, if any."""
+        ...
+
+    def stalled_jobs(self, older_than: datetime, *, limit: int = 100) -> list[int]:
+        """Jobs to run again: the oldest unended job of each conversation that shows no life.
+
+        That is a ``queued`` job last touched before ``older_than`` (its task was lost, for
+        example with Redis's data), or a ``running`` one whose lease has expired. Oldest first.
+        """
+        ...
+
+    def touch_job(self, message_id: int) -> None:
+        """Record that the job was queued again now (so the reconciler waits before the next)."""
+        ...
