@@ -145,14 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
-    from workers.generation import TransformersGenerator
-
-    assert isinstance(parley.generator, TransformersGenerator)
-    loaded = parley.generator.loaded
+    loaded = getattr(parley.generator, "loaded", None)
+    where = (
+        f"{loaded.version} on {loaded.device}, loaded in {loaded.load_seconds:.1f} s"
+        if loaded is not None
+        else parley.generator.model_version
+    )
     print(
-        f"Parley is ready ({loaded.version} on {loaded.device}, "
-        f"loaded in {loaded.load_seconds:.1f} s). "
-        "Type a message, /help for commands, /quit to leave.",
+        f"Parley is ready ({where}). Type a message, /help for commands, /quit to leave.",
         flush=True,
     )
     user = UserRef(platform=PLATFORM, id=args.user, display_name=args.name)

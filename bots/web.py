@@ -63,6 +63,11 @@ def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
         return JSONResponse({"status": "ok", "model": parley.generator.model_version})
 
     async def metrics(_: Request) -> Response:
+        if parley.redis is not None:
+            from workers.celery_app import GENERATE_QUEUE, TRAIN_QUEUE
+            from workers.scaled import record_queue_depths
+
+            await record_queue_depths(parley.redis, (GENERATE_QUEUE, TRAIN_QUEUE))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -103,14 +108,14 @@ def main() -> int:
     import uvicorn
 
     from config import load_settings
-    from config.wiring import build_embedded
+    from config.wiring import build_web
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         settings = load_settings()
-        parley = build_embedded(settings)
+        parley = build_web(settings)
         adapters = _adapters(parley, settings)
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)

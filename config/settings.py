@@ -71,6 +71,18 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="An answer is cut off after this many seconds."
     )
     seed: int | None = Field(default=None, description="Fix sampling for reproducible answers.")
+    max_batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Most answers one model copy decodes together (continuous batching); "
+        "later requests wait in order.",
+    )
+    generator: str | None = Field(
+        default=None,
+        description="module:callable that builds another generator from the settings "
+        "(tests, custom back ends); empty means the model above, batched.",
+    )
 
     sentiment: bool = Field(
         default=True, description="Read each message's sentiment and adapt answers to the mood."
@@ -123,6 +135,45 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
 
+    # Answer jobs, and the scaled deployment (Celery on Redis).
+    deployment: Literal["embedded", "scaled"] = Field(
+        default="embedded",
+        description="embedded: the model answers in this process; scaled: Celery workers do.",
+    )
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Celery's broker and result store, and the stream of answers in progress.",
+    )
+    task_time_limit_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A generation task is given up (with an apology) after this.",
+    )
+    visibility_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Redis redelivers a task not acknowledged within this; above the time limit.",
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Deliveries of one message before it is set aside as poison."
+    )
+    reconcile_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="An accepted message with no progress for this long is queued again.",
+    )
+    reconcile_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the reconciler looks for stalled messages."
+    )
+    answer_wait_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="The web process gives up waiting for an answer (and apologises) after this.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, description="Where a generation worker serves its Prometheus metrics."
+    )
+
     @field_validator(
         "database_url",
         "telegram_token",
@@ -131,6 +182,8 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "generator",
+        "worker_metrics_port",
         mode="before",
     )
     @classmethod
@@ -143,6 +196,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
                 f"PARLEY_CONTEXT_TOKENS ({self.context_tokens}): the prompt needs room too"
+            )
+        if self.task_time_limit_s >= self.visibility_timeout_s:
+            # Redis would hand a task that is still running to a second worker.
+            raise ValueError(
+                f"PARLEY_TASK_TIME_LIMIT_S ({self.task_time_limit_s:g}) must be below "
+                f"PARLEY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): Redis redelivers "
+                "a task that is not acknowledged within the visibility timeout"
             )
         return self
 

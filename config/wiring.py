@@ -1,25 +1,49 @@
 """The one place that builds Parley's parts from the settings.
 
-Embedded deployment (the default): the store on SQLite (or PostgreSQL by URL) and the
-model in this process. The scaled deployment replaces the generator with the Celery one.
+- :func:`build_embedded` (the default): the store on SQLite (or PostgreSQL by URL) and the
+  model answering in this process.
+- :func:`build_web`: what the web process needs; with ``PARLEY_DEPLOYMENT=scaled`` it loads
+  no model and hands answers to the Celery workers (:class:`workers.scaled.CeleryAnswerer`).
+- :func:`build_worker`: a generation worker's store, model and responder.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
 from core.errors import ModelLoadError
-from core.generator import Generator
+from core.generator import Generator, TokenCounter
+from core.responder import JobOptions
 from core.sentiment import SentimentClassifier
 from core.store import Store
 from workers.explain import ModelExplainer
-from workers.generation import TransformersGenerator
 
-__all__ = ["Parley", "build_embedded", "conversation_options", "load_sentiment", "open_store"]
+if TYPE_CHECKING:
+    from workers.runtime import WorkerRuntime
+
+__all__ = [
+    "Parley",
+    "build_embedded",
+    "build_generator",
+    "build_web",
+    "build_worker",
+    "conversation_options",
+    "job_options",
+    "load_sentiment",
+    "open_store",
+]
+
+
+def lease_seconds(settings: Settings) -> float:
+    """A job's lease outlasts the task time limit by half (at most 30 s more)."""
+    return settings.task_time_limit_s + min(30.0, settings.task_time_limit_s / 2)
+
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +56,8 @@ class Parley:
     store: Store
     generator: Generator
     service: ConversationService
+    redis: Any = None
+    """The scaled deployment's ``redis.asyncio.Redis`` client (``None`` when embedded)."""
 
     def close(self) -> None:
         """Release the model and the database connections."""
@@ -76,17 +102,99 @@ def load_sentiment(settings: Settings) -> SentimentClassifier | None:
         return None
 
 
+def job_options(settings: Settings) -> JobOptions:
+    """How answer jobs are leased and retried."""
+    return JobOptions(
+        lease_seconds=lease_seconds(settings),
+        max_attempts=settings.max_attempts,
+    )
+
+
+def build_generator(settings: Settings) -> Any:
+    """The configured model behind the batching engine, or ``PARLEY_GENERATOR``'s factory.
+
+    ``PARLEY_GENERATOR`` (``module:callable``, called with the settings) swaps in another
+    generator, for tests and custom back ends; it must offer ``tokens`` and ``close()``.
+    """
+    if settings.generator:
+        module, _, name = settings.generator.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        return factory(settings)
+    from workers.batching import BatchedGenerator
+
+    return BatchedGenerator.from_settings(settings)
+
+
+def _service(
+    settings: Settings,
+    store: Store,
+    generator: Generator,
+    tokens: TokenCounter,
+    **parts: Any,
+) -> ConversationService:
+    return ConversationService(
+        store=store,
+        generator=generator,
+        tokens=tokens,
+        options=conversation_options(settings, **parts.pop("extra_commands", {})),
+        jobs=job_options(settings),
+        **parts,
+    )
+
+
 def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
     """Store, in-process model and conversation service for the embedded deployment."""
     store = open_store(settings)
-    generator = TransformersGenerator.from_settings(settings)
+    generator = build_generator(settings)
     sentiment = load_sentiment(settings)
-    service = ConversationService(
-        store=store,
-        generator=generator,
-        tokens=generator.tokens,
-        options=conversation_options(settings, **extra_commands),
-        explainer=ModelExplainer(generator.loaded, sentiment),
+    explainer = (
+        ModelExplainer(generator.loaded, sentiment) if hasattr(generator, "loaded") else None
+    )
+    service = _service(
+        settings,
+        store,
+        generator,
+        generator.tokens,
+        explainer=explainer,
         sentiment=sentiment,
+        extra_commands=extra_commands,
     )
     return Parley(settings, store, generator, service)
+
+
+def build_web(settings: Settings) -> Parley:
+    """The web process's parts: embedded (model in-process) or scaled (Celery workers)."""
+    if settings.deployment == "embedded":
+        return build_embedded(settings)
+    import redis.asyncio
+
+    from workers.model import load_tokenizer
+    from workers.scaled import CeleryAnswerer, RemoteGenerator
+    from workers.tasks import enqueue_answer
+
+    store = open_store(settings)
+    tokens = load_tokenizer(settings)
+    generator = RemoteGenerator(settings)
+    service = _service(settings, store, generator, tokens, sentiment=load_sentiment(settings))
+    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    service.answerer = CeleryAnswerer(
+        responder=service.responder,
+        store=store,
+        redis=client,
+        enqueue=enqueue_answer,
+        wait_seconds=settings.answer_wait_s,
+    )
+    return Parley(settings, store, generator, service, client)
+
+
+def build_worker(settings: Settings) -> WorkerRuntime:
+    """A generation worker's runtime: store, model (loaded once) and responder."""
+    import redis
+
+    from workers.runtime import WorkerRuntime
+
+    store = open_store(settings)
+    generator = build_generator(settings)
+    service = _service(settings, store, generator, generator.tokens)
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    return WorkerRuntime(settings, service, client)

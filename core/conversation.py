@@ -24,12 +24,24 @@ from core.commands import (
     parse_feedback,
     parse_profile,
 )
-from core.context import ContextBuilder, MessageTooLong
+from core.context import ContextBuilder
 from core.explanation import Explainer, explain_context
 from core.facts import extract_facts, merge_facts
-from core.generator import GenerationRequest, Generator, TokenCounter
+from core.generator import Generator, TokenCounter
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
-from core.sentiment import Sentiment, SentimentClassifier, running_mood
+from core.responder import (
+    APOLOGY,
+    FEEDBACK_OFFER,
+    SHORT_ANSWER_TOKENS,
+    UPSET_GUIDANCE,
+    Answerer,
+    InProcessAnswerer,
+    JobOptions,
+    Responder,
+    is_upset,
+    mood_of,
+)
+from core.sentiment import Sentiment, SentimentClassifier
 from core.store import Store
 from core.streaming import Streamed
 from core.types import (
@@ -45,27 +57,23 @@ from core.types import (
     UserRef,
 )
 
-__all__ = ["APOLOGY", "ConversationOptions", "ConversationService", "describe_profile"]
+__all__ = [
+    "APOLOGY",
+    "FEEDBACK_OFFER",
+    "SHORT_ANSWER_TOKENS",
+    "UPSET_GUIDANCE",
+    "Accepted",
+    "ConversationOptions",
+    "ConversationService",
+    "describe_profile",
+    "is_upset",
+    "mood_of",
+    "spell",
+]
 
 log = logging.getLogger(__name__)
 
 _COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join(COMMANDS)})\b")
-
-UPSET_MOOD = -0.3
-"""A running mood at or below this reads as frustrated or sad."""
-UPSET_GUIDANCE = (
-    "The user seems frustrated or upset. Start with one short sentence that acknowledges "
-    "how they feel, then answer calmly and briefly."
-)
-FEEDBACK_OFFER = (
-    "\n\n(If I did not help, tell me what you needed with /feedback bad followed by the "
-    "answer you expected: I learn from it.)"
-)
-
-SHORT_ANSWER_TOKENS = 96
-"""The longest answer for people who asked for short ones (``/profile length short``)."""
-
-APOLOGY = "Sorry, something went wrong while I was answering. Please try again in a moment."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,8 +92,28 @@ class ConversationOptions:
     extra_commands: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message the service has taken (:meth:`ConversationService.accept`).
+
+    Exactly one of three: a reply that is ready (``reply``), a command to run
+    (``command``), or a stored message whose answer is owed (``message_id``).
+    """
+
+    message: Message
+    reply: Reply | None = None
+    command: Command | None = None
+    message_id: int | None = None
+
+
 class ConversationService:
-    """Answers messages with context from the store, and runs the core's commands."""
+    """Answers messages with context from the store, and runs the core's commands.
+
+    Answering is two steps, so that an adapter can acknowledge its platform only once the
+    message is safely stored: :meth:`accept` (store it and open its answer job) and
+    :meth:`reply` (stream the reply). :meth:`handle` does both. Who answers is the
+    ``answerer``: the model in this process by default, or Celery workers.
+    """
 
     def __init__(
         self,
@@ -96,29 +124,116 @@ class ConversationService:
         options: ConversationOptions,
         explainer: Explainer | None = None,
         sentiment: SentimentClassifier | None = None,
+        answerer: Answerer | None = None,
+        jobs: JobOptions | None = None,
     ) -> None:
         self._store = store
         self._explainer = explainer
         self._sentiment = sentiment
         self._generator = generator
         self._options = options
-        self._context = ContextBuilder(
-            tokens,
-            options.system_prompt,
-            options.prompt_budget,
-            options.assistant_name,
-            profile_budget=options.profile_tokens,
+        self.responder = Responder(
+            store=store,
+            generator=generator,
+            context=ContextBuilder(
+                tokens,
+                options.system_prompt,
+                options.prompt_budget,
+                options.assistant_name,
+                profile_budget=options.profile_tokens,
+            ),
+            max_new_tokens=options.max_new_tokens,
+            history_turns=options.history_turns,
+            jobs=jobs,
+            spell=self._spell,
         )
+        self.answerer: Answerer = answerer or InProcessAnswerer(self.responder)
+        """Who answers accepted messages (replaceable once, by the wiring)."""
+
+    @property
+    def store(self) -> Store:
+        """Where conversations, jobs and profiles are kept."""
+        return self._store
+
+    @property
+    def generator(self) -> Generator:
+        """The model this process answers with (in-process answering, /explain)."""
+        return self._generator
 
     def handle(self, message: Message) -> Streamed[Reply]:
         """Reply to one message; iterate the result for streamed text."""
-        return Streamed(self._measured(message))
+        return Streamed(self._handle(message))
 
-    async def _measured(self, message: Message) -> AsyncIterator[str | Reply]:
+    async def _handle(self, message: Message) -> AsyncIterator[str | Reply]:
+        try:
+            accepted = await self.accept(message)
+        except Exception:
+            # Storing failed: the person is told, and the platform may deliver it again.
+            log.exception("accepting a message in %s failed", message.key.encode())
+            yield APOLOGY
+            yield Reply(kind=ReplyKind.ERROR, text=APOLOGY)
+            return
+        async with aclosing(self.reply(accepted)) as replies:
+            async for delta in replies:
+                yield delta
+            yield replies.result
+
+    async def accept(self, message: Message) -> Accepted:
+        """Take a message: store it with its answer job, or decide its reply at once.
+
+        Raises :class:`core.errors.StoreError` when the database is down: the adapter then
+        refuses the event so that the platform delivers it again.
+        """
         MESSAGES.labels(message.platform).inc()
+        text = message.text.strip()
+        if message.media:
+            kinds = " and ".join(dict.fromkeys(message.media))
+            return self._ready(
+                message,
+                f"I can only read text for now, so I can't open {kinds} messages yet. "
+                "Please type your question" + (" (I did not read the caption)." if text else "."),
+            )
+        if not text:
+            return self._ready(
+                message, "I got an empty message. Type a question, or /help to see what I can do."
+            )
+        if len(text) > self._options.max_message_chars:
+            return self._ready(
+                message,
+                f"Your message is too long: {len(text):,} characters, and I take at most "
+                f"{self._options.max_message_chars:,}. Please shorten it or split it into parts.",
+                kind=ReplyKind.ERROR,
+            )
+        if (command := parse_command(text)) is not None:
+            return Accepted(message, command=command)
+        reading = await self._read_sentiment(text)
+        asked = await asyncio.to_thread(
+            self._store.append,
+            message.key,
+            Role.USER,
+            text,
+            user=message.user,
+            platform_message_id=message.message_id,
+            sentiment=reading,
+            expects_answer=True,
+            in_group=message.is_group,
+        )
+        try:
+            await asyncio.to_thread(self._learn, message.user, text, asked.id)
+        except Exception:  # learning a fact is a bonus; the message is accepted
+            log.exception("learning from message %s failed", asked.id)
+        return Accepted(message, message_id=asked.id)
+
+    def reply(self, accepted: Accepted) -> Streamed[Reply]:
+        """The reply to an accepted message; iterate the result for streamed text."""
+        return Streamed(self._measured(self._reply(accepted)))
+
+    async def _measured(
+        self, replies: AsyncGenerator[str | Reply, None]
+    ) -> AsyncIterator[str | Reply]:
         started = time.perf_counter()
         first = True
-        async with aclosing(self._handle(message)) as replies:
+        async with aclosing(replies):
             async for item in replies:
                 if isinstance(item, Reply):
                     REPLIES.labels(str(item.kind)).inc()
@@ -128,6 +243,39 @@ class ConversationService:
                     first = False
                     FIRST_TOKEN_SECONDS.observe(time.perf_counter() - started)
                 yield item
+
+    async def _reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
+        message = accepted.message
+        if accepted.reply is not None:
+            reply = accepted.reply
+        elif accepted.command is not None:
+            try:
+                reply = await self._command(message, accepted.command)
+            except Exception:
+                log.exception("command /%s failed", accepted.command.name)
+                reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
+        else:
+            assert accepted.message_id is not None
+            shown: list[str] = []
+            try:
+                async with aclosing(self.answerer.answer(accepted.message_id)) as answering:
+                    async for item in answering:
+                        shown.append(item)
+                        yield item
+                    yield answering.result
+            except Exception:
+                # The message is stored: the person gets one reply, and the log the trace.
+                log.exception("answering message %s failed", accepted.message_id)
+                apology = ("\n\n" if shown else "") + APOLOGY
+                yield apology
+                yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
+            return
+        reply = replace(reply, text=self._spell(message.platform, reply.text))
+        yield reply.text
+        yield reply
+
+    def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
+        return Accepted(message, reply=Reply(kind=kind, text=text))
 
     def should_answer(self, message: Message) -> bool:
         """Private chats get an answer to everything; groups when Parley is addressed."""
@@ -143,6 +291,16 @@ class ConversationService:
         then refuse the event so that the platform delivers it again.
         """
         return await asyncio.to_thread(self._store.claim_event, platform, event_id)
+
+    async def release_delivery(self, platform: str, event_id: str) -> None:
+        """Undo :meth:`first_delivery` for an event that could not be taken after all.
+
+        Best effort: the platform delivers the event again, and it must then be new.
+        """
+        try:
+            await asyncio.to_thread(self._store.release_event, platform, event_id)
+        except Exception:
+            log.exception("could not release %s event %s", platform, event_id)
 
     async def delivered(self, answer_id: int, platform_message_id: str) -> None:
         """Record which platform message shows an answer, so replies to it can name it."""
@@ -160,133 +318,6 @@ class ConversationService:
         )
         return Reply(text=_thanks(rating))
 
-    async def _handle(self, message: Message) -> AsyncGenerator[str | Reply, None]:
-        text = message.text.strip()
-        if message.media:
-            kinds = " and ".join(dict.fromkeys(message.media))
-            reply = Reply(
-                text=f"I can only read text for now, so I can't open {kinds} messages yet. "
-                "Please type your question" + (" (I did not read the caption)." if text else ".")
-            )
-        elif not text:
-            reply = Reply(
-                text="I got an empty message. Type a question, or /help to see what I can do."
-            )
-        elif len(text) > self._options.max_message_chars:
-            reply = Reply(
-                kind=ReplyKind.ERROR,
-                text=f"Your message is too long: {len(text):,} characters, and I take at most "
-                f"{self._options.max_message_chars:,}. Please shorten it or split it into parts.",
-            )
-        elif (command := parse_command(text)) is not None:
-            try:
-                reply = await self._command(message, command)
-            except Exception:
-                log.exception("command /%s failed", command.name)
-                reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
-        else:
-            shown: list[str] = []
-            try:
-                async with aclosing(self._answer(message, text)) as answering:
-                    async for item in answering:
-                        if isinstance(item, str):
-                            shown.append(item)
-                        yield item
-            except Exception:
-                # The message is stored (or its storing failed and the platform may resend):
-                # either way the person gets one reply, and the log gets the trace.
-                log.exception("answering a message in %s failed", message.key.encode())
-                apology = ("\n\n" if shown else "") + APOLOGY
-                yield apology
-                yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
-            return
-        reply = replace(reply, text=self._spell(message.platform, reply.text))
-        yield reply.text
-        yield reply
-
-    async def _answer(self, message: Message, text: str) -> AsyncGenerator[str | Reply, None]:
-        key = message.key
-        store = self._store
-        reading = await self._read_sentiment(text)
-        asked = await asyncio.to_thread(
-            store.append,
-            key,
-            Role.USER,
-            text,
-            user=message.user,
-            platform_message_id=message.message_id,
-            sentiment=reading,
-        )
-        try:
-            history = await asyncio.to_thread(store.history, key, self._options.history_turns + 1)
-            history = [turn for turn in history if turn.id != asked.id]
-            profile = await asyncio.to_thread(self._learn, message.user, text, asked.id)
-            if profile.display_name is None and message.user.display_name:
-                profile = replace(profile, display_name=message.user.display_name)
-            upset = is_upset(mood_of(history, message.user, reading))
-            context = self._context.build(
-                history=history,
-                text=text,
-                speaker=message.user,
-                profile=profile,
-                group=message.is_group,
-                guidance=(UPSET_GUIDANCE,) if upset else (),
-            )
-        except MessageTooLong as exc:
-            yield str(exc)
-            yield Reply(kind=ReplyKind.ERROR, text=str(exc))
-            return
-        max_new_tokens = self._options.max_new_tokens
-        if upset or profile.preferences.get("length", "").lower() in ("short", "brief"):
-            max_new_tokens = min(max_new_tokens, SHORT_ANSWER_TOKENS)
-        stream = self._generator.generate(
-            GenerationRequest(
-                turns=context.turns,
-                max_new_tokens=max_new_tokens,
-                request_id=str(asked.id),
-            )
-        )
-        shown: list[str] = []
-        try:
-            async for delta in stream:
-                shown.append(delta)
-                yield delta
-        finally:
-            if shown and not stream.finished:
-                # Stopped or failed part-way: what the person saw is kept as the answer,
-                # so that the context stays true and feedback can name it.
-                await stream.aclose()
-                partial = "".join(shown).strip()
-                await asyncio.to_thread(
-                    store.append,
-                    key,
-                    Role.ASSISTANT,
-                    partial,
-                    model_version=self._generator.model_version,
-                    context=context,
-                )
-        result = stream.result
-        answer_text = result.text or "…"
-        stored = await asyncio.to_thread(
-            store.append,
-            key,
-            Role.ASSISTANT,
-            answer_text,
-            model_version=result.model_version,
-            context=context,
-        )
-        # Someone having a bad time is told how to say what went wrong: that feedback is
-        # what the nightly fine-tuning learns from.
-        offer = self._spell(message.platform, FEEDBACK_OFFER) if upset else ""
-        if offer:
-            yield offer
-        yield Reply(
-            kind=ReplyKind.ANSWER,
-            text=answer_text + offer,
-            answer_id=stored.id,
-            model_version=result.model_version,
-        )
-
     async def _read_sentiment(self, text: str) -> Sentiment | None:
         """How the message reads; ``None`` without a classifier or when it fails."""
         if self._sentiment is None:
@@ -299,11 +330,7 @@ class ConversationService:
         return reading
 
     def _spell(self, platform: str, text: str) -> str:
-        """``text`` with commands spelled the way ``platform`` types them."""
-        prefix = self._options.command_prefixes.get(platform)
-        if prefix is None:
-            return text
-        return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
+        return spell(self._options, platform, text)
 
     def _learn(self, user: UserRef, text: str, message_id: int) -> UserProfile:
         """The person's profile, with any facts they just shared learned (runs in a thread)."""
@@ -448,6 +475,14 @@ class ConversationService:
         return Reply(text="\n".join([*explanation.lines, "", text]), attachments=attachments)
 
 
+def spell(options: ConversationOptions, platform: str, text: str) -> str:
+    """``text`` with commands spelled the way ``platform`` types them."""
+    prefix = options.command_prefixes.get(platform)
+    if prefix is None:
+        return text
+    return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
+
+
 def _thanks(rating: Rating) -> str:
     good = rating is Rating.GOOD
     return "Thanks, noted that my answer was " + ("helpful." if good else "not good.")
@@ -482,22 +517,3 @@ def _set_field(profile: UserProfile, name: str, value: str | None) -> UserProfil
     else:
         preferences[name] = value
     return replace(profile, preferences=preferences)
-
-
-def mood_of(history: list[StoredMessage], user: UserRef, reading: Sentiment | None) -> float | None:
-    """The person's running mood over their turns in this conversation, this one included."""
-    mood: float | None = None
-    me = (user.platform, user.id)
-    for turn in history:
-        if (
-            turn.sentiment is not None
-            and turn.user is not None
-            and (turn.user.platform, turn.user.id) == me
-        ):
-            mood = running_mood(mood, turn.sentiment)
-    return running_mood(mood, reading) if reading is not None else mood
-
-
-def is_upset(mood: float | None) -> bool:
-    """True when the running mood reads as frustrated or sad."""
-    return mood is not None and mood <= UPSET_MOOD

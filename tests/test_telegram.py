@@ -43,6 +43,7 @@ from core.generator import EchoGenerator, GenerationRequest, GenerationResult
 from core.store import Store
 from core.types import ConversationKey, Rating, Role
 from tests.factories import make_service
+from tests.fakes.explainer import LINE, PictureExplainer
 from tests.fakes.telegram_server import (
     ADA,
     BOB,
@@ -454,6 +455,139 @@ async def test_forum_topics_are_separate_conversations(telegram: FakeTelegram) -
     ]
     assert history(store, chat) == []
     assert {c.params["message_thread_id"] for c in telegram.calls_to("sendChatAction")} <= {10, 20}
+
+
+# ---------------------------------------------------------------------------- pictures
+
+
+def text_calls_before_photos(server: FakeTelegram) -> bool:
+    """True when every send and edit of text came before the first photo."""
+    methods = [c.method for c in server.calls if c.method != "getUpdates"]
+    first_photo = methods.index("sendPhoto")
+    texts = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage"}
+    return not texts & set(methods[first_photo:])
+
+
+async def test_explain_sends_its_pictures_as_photos_after_the_text(
+    telegram: FakeTelegram,
+) -> None:
+    explainer = PictureExplainer()
+    generator = EchoGenerator(replies=["Paris."])
+    service, _, _ = make_service(generator=generator, explainer=explainer)
+    chat = ADA["id"]
+    async with running(telegram, service):
+        telegram.push(private_message("Capital of France?"))
+        await answered(telegram, chat, 1)
+        telegram.push(private_message("/explain"))
+        await telegram.wait_until(lambda: len(telegram.photos(chat)) == 2)
+        await telegram.settle(quiet=0.2)
+    answer, explained = telegram.texts(chat)
+    assert answer == "Paris."
+    assert explained.startswith(LINE)
+    assert "prompt tokens" in explained
+    photos = telegram.photos(chat)
+    assert [(p.filename, p.data) for p in photos] == [
+        ("explain.png", explainer.chart),
+        ("mood.png", explainer.mood),
+    ]
+    # A private chat's replies quote nothing, the photos neither; no caption repeats the text.
+    assert [(p.thread_id, p.reply_to, p.caption) for p in photos] == [(None, None, None)] * 2
+    assert text_calls_before_photos(telegram)
+    assert len(telegram.calls_to("sendPhoto")) == 2
+    assert explainer.explained == 1
+    assert telegram.errors == []
+
+
+async def test_pictures_go_to_the_forum_topic_and_quote_the_command(
+    telegram: FakeTelegram,
+) -> None:
+    explainer = PictureExplainer()
+    generator = EchoGenerator(replies=["Topic answer."])
+    service, _, _ = make_service(generator=generator, explainer=explainer)
+    chat = FORUM["id"]
+    async with running(telegram, service):
+        telegram.push(topic_message("@parley_bot a question", 20))
+        await answered(telegram, chat, 1)
+        command = telegram.push(topic_message("/explain", 20))
+        await telegram.wait_until(lambda: len(telegram.photos(chat)) == 2)
+        await telegram.settle(quiet=0.2)
+    command_id = command["message"]["message_id"]
+    (_, explained) = telegram.messages(chat, thread_id=20)
+    assert explained.text.startswith(LINE)
+    assert explained.reply_to == command_id
+    photos = telegram.photos(chat, thread_id=20)
+    assert [p.data for p in photos] == [explainer.chart, explainer.mood]
+    assert [p.reply_to for p in photos] == [command_id, command_id]
+    assert telegram.photos(chat, thread_id=10) == []
+    assert text_calls_before_photos(telegram)
+
+
+async def test_a_429_on_a_photo_is_waited_out_and_each_photo_arrives_once(
+    telegram: FakeTelegram,
+) -> None:
+    explainer = PictureExplainer()
+    service, _, _ = make_service(generator=EchoGenerator(replies=["Yes."]), explainer=explainer)
+    telegram.fail_next("sendPhoto", 1, retry_after=1)
+    chat = ADA["id"]
+    async with running(telegram, service):
+        telegram.push(private_message("Is it?"))
+        await answered(telegram, chat, 1)
+        telegram.push(private_message("/explain"))
+        await telegram.wait_until(lambda: len(telegram.photos(chat)) == 2, within=10)
+        await telegram.settle(quiet=0.2)
+    assert [p.data for p in telegram.photos(chat)] == [explainer.chart, explainer.mood]
+    refused, again, _ = telegram.calls_to("sendPhoto")
+    assert again.at - refused.at >= 0.95, "retry_after must be honoured"
+    assert len(telegram.texts(chat)) == 2
+    assert telegram.errors == []
+
+
+async def test_photos_telegram_refuses_are_logged_and_the_text_stands(
+    telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A group whose members may not send media: Telegram refuses every photo.
+    service, _, _ = make_service(
+        generator=EchoGenerator(replies=["Hi team!"]), explainer=PictureExplainer()
+    )
+    rights = "Bad Request: not enough rights to send photos to the chat"
+    telegram.refuse_next("sendPhoto", rights, times=2)
+    chat = GROUP["id"]
+    with caplog.at_level(logging.WARNING, logger="bots.telegram"):
+        async with running(telegram, service):
+            telegram.push(group_message("@parley_bot hello"))
+            await answered(telegram, chat, 1)
+            telegram.push(group_message("/explain"))
+            await telegram.wait_until(lambda: len(telegram.calls_to("sendPhoto")) == 2)
+            await telegram.settle(quiet=0.3)
+    answer, explained = telegram.texts(chat)
+    assert answer == "Hi team!"
+    assert explained.startswith(LINE)  # not an apology, and sent once
+    assert len(telegram.calls_to("sendMessage")) == 2
+    assert telegram.photos(chat) == []
+    refusals = [r.getMessage() for r in caplog.records if "picture" in r.getMessage()]
+    assert len(refusals) == 2
+    assert "explain.png" in refusals[0]
+    assert "mood.png" in refusals[1]
+    assert all("not enough rights to send photos" in r.lower() for r in refusals)
+
+
+async def test_a_picture_that_is_no_image_is_skipped_and_the_next_one_sent(
+    telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    explainer = PictureExplainer(chart=b"<html>not a picture</html>")
+    service, _, _ = make_service(generator=EchoGenerator(replies=["Sure."]), explainer=explainer)
+    chat = ADA["id"]
+    async with running(telegram, service):
+        telegram.push(private_message("Really?"))
+        await answered(telegram, chat, 1)
+        telegram.push(private_message("/explain"))
+        await telegram.wait_until(lambda: telegram.photos(chat))
+        await telegram.settle(quiet=0.2)
+    assert [p.data for p in telegram.photos(chat)] == [explainer.mood]
+    assert telegram.errors == [("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED")]
+    assert len(telegram.texts(chat)) == 2
+    assert "could not send picture explain.png" in caplog.text
+    assert "image_process_failed" in caplog.text.lower()  # PTB words Telegram's answer so
 
 
 # ------------------------------------------------------------------- odd input, errors

@@ -32,7 +32,14 @@ from core.types import ChatTurn
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HfTokenCounter", "LoadedModel", "ModelSource", "load_model", "resolve_source"]
+__all__ = [
+    "HfTokenCounter",
+    "LoadedModel",
+    "ModelSource",
+    "load_model",
+    "load_tokenizer",
+    "resolve_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +207,29 @@ def load_model(settings: Settings) -> LoadedModel:
         " from cache" if from_cache else "",
     )
     return LoadedModel(model, tokenizer, source, device, dtype, seconds, from_cache)
+
+
+def load_tokenizer(settings: Settings) -> HfTokenCounter:
+    """Only the model's tokenizer, to measure prompts where the model itself is not needed."""
+    source = resolve_source(settings.model)
+    try:
+        from transformers import AutoTokenizer
+
+        if source.gguf_file is None:
+            tokenizer = AutoTokenizer.from_pretrained(source.location)
+        else:
+            cached = _cache_folder(source, settings.models_dir)
+            if cached.is_dir():
+                tokenizer = AutoTokenizer.from_pretrained(cached)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(
+                    source.location, gguf_file=source.gguf_file
+                )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not load the tokenizer of {settings.model!r}: {exc}. {FIX_HINT}"
+        ) from exc
+    return HfTokenCounter(tokenizer)
 
 
 class HfTokenCounter:

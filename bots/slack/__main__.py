@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Imported before logging is set up, so that their import-time chatter stays quiet.
     from config import load_settings
-    from config.wiring import build_embedded
+    from config.wiring import build_web
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         config = SlackConfig.from_settings(settings)  # before the slow model load
-        parley = build_embedded(settings)
+        parley = build_web(settings)
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2

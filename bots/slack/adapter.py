@@ -45,7 +45,7 @@ from bots.slack.events import (
     translate_event,
 )
 from bots.slack.render import FEEDBACK_GOOD, split_mrkdwn, to_mrkdwn
-from core.conversation import APOLOGY, ConversationService
+from core.conversation import APOLOGY, Accepted, ConversationService
 from core.errors import ConfigurationError, StoreError
 from core.locks import KeyedLocks
 from core.types import Message, Rating, UserRef
@@ -54,11 +54,20 @@ __all__ = ["EVENTS_PATH", "MAX_BODY_BYTES", "SlackAdapter"]
 
 log = logging.getLogger(__name__)
 
+NAME_WAIT_S = 1.0
+"""How long a message waits for its sender's name before it is stored without one."""
+
 EVENTS_PATH = "/slack/events"
 """Where Slack sends events, slash commands and button presses (the Request URL)."""
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Larger request bodies are refused unread; Slack's own stay far below."""
+
+WITHHELD = (
+    "(This comes with pictures, which Slack would show to the whole channel: mention me "
+    "with {command} in the thread to see them there.)"
+)
+"""Added to a slash command's private reply in a channel when its pictures are withheld."""
 
 _MESSAGE = "parley_message"
 _FEEDBACK = re.compile(r"^parley_feedback_(good|bad)$")
@@ -215,15 +224,32 @@ class SlackAdapter:
             if not first:
                 log.info("Slack event %s was already handled; acknowledged again", event_id)
                 return BoltResponse(status=200, body="")
-        context[_MESSAGE] = message
+        # The message is stored before Slack hears 200: nothing acknowledged is lost.
+        try:
+            context[_MESSAGE] = await self._service.accept(await self._named(message))
+        except StoreError:
+            log.exception("could not store Slack event %s; asking Slack to retry", event_id)
+            if isinstance(event_id, str) and event_id:
+                await self._service.release_delivery(PLATFORM, event_id)
+            return BoltResponse(status=503, body="the database is unavailable; retry later")
         await next_()
         return None
 
     async def _on_event(self, context: AsyncBoltContext) -> None:
         """An admitted message or mention: answer it in a task."""
-        message = context.get(_MESSAGE)
-        if isinstance(message, Message):
-            self._spawn(self._answer(message))
+        accepted = context.get(_MESSAGE)
+        if isinstance(accepted, Accepted):
+            self._spawn(self._answer(accepted))
+
+    async def _named(self, message: Message) -> Message:
+        """The message with its sender's display name, when Slack tells it in time."""
+        if message.user.display_name is not None:
+            return message
+        try:
+            name = await asyncio.wait_for(self._names.of(message.user.id), NAME_WAIT_S)
+        except TimeoutError:
+            return message
+        return replace(message, user=replace(message.user, display_name=name))
 
     async def _on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
@@ -248,11 +274,9 @@ class SlackAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, message: Message) -> None:
+    async def _answer(self, accepted: Accepted) -> None:
         """Stream the core's reply into the thread and record where the answer is shown."""
-        if message.user.display_name is None:
-            name = await self._names.of(message.user.id)
-            message = replace(message, user=replace(message.user, display_name=name))
+        message = accepted.message
         if message.is_group and message.thread is not None:
             self._threads.add(message.key)
         self._last_threads.note(message)
@@ -264,7 +288,7 @@ class SlackAdapter:
         )
         async with self._locks.hold(message.key):
             try:
-                async with aclosing(self._service.handle(message)) as stream:
+                async with aclosing(self._service.reply(accepted)) as stream:
                     async for delta in stream:
                         await writer.add(delta)
                     reply = stream.result
@@ -277,6 +301,8 @@ class SlackAdapter:
                 )
                 await writer.apologise(APOLOGY)
                 return
+            # After the text and outside the apology: a refused upload costs only the picture.
+            await writer.share(reply.attachments)
         if reply.answer_id is not None and ts is not None:
             try:
                 await self._service.delivered(reply.answer_id, ts)
@@ -286,19 +312,33 @@ class SlackAdapter:
                 )
 
     async def _run_command(self, message: Message, respond: AsyncRespond) -> None:
-        """Run a slash command through the core and answer only the person who ran it."""
+        """Run a slash command through the core and answer only the person who ran it.
+
+        Slack has no files only one person sees: a reply's pictures are uploaded in a DM,
+        which only the person and Parley share, and withheld in a channel.
+        """
+        pictures: tuple[tuple[str, bytes], ...] = ()
         try:
             async with self._locks.hold(message.key):
                 reply = await self._service.handle(message).collect()
             text = reply.text  # the core already spells commands as /parley cmd on Slack
+            pictures = reply.attachments
         except Exception:
             log.exception("Slack command %r failed", message.text)
             text = APOLOGY
+        if pictures and message.is_group:
+            log.info("pictures of %r withheld: a channel would see them", message.text)
+            text += "\n\n" + WITHHELD.format(command=message.text)
+            pictures = ()
         try:
             for part in split_mrkdwn(to_mrkdwn(text)):
                 await respond(text=part, response_type="ephemeral", replace_original=False)
         except Exception:
             log.exception("could not answer Slack command %r", message.text)
+            return
+        if pictures:
+            writer = ReplyWriter(self._client, channel=message.chat, thread_ts=message.thread)
+            await writer.share(pictures)
 
     async def _rate(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Record a button press and confirm it to the presser with an ephemeral message."""

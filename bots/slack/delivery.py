@@ -7,12 +7,18 @@ Usage::
     async for delta in stream:
         await writer.add(delta)
     ts = await writer.finish(stream.result)   # the message that carries 👍/👎
+    await writer.share(stream.result.attachments)   # pictures, after the text
 
 The first text is posted at once (``chat.postMessage``); later text is shown with
 ``chat.update`` at most once per ``edit_interval`` seconds and only when it changed. Text
 that outgrows one message continues in the next. A 429 on an edit while streaming only
 delays the next edit (the model is never held up by Slack); the final text waits out
 Retry-After and is always delivered, with the buttons when the reply is an answer.
+
+Pictures that come with a reply (the ``/explain`` charts) are uploaded after its text into
+the same channel and thread with ``files_upload_v2`` (the app needs the ``files:write``
+scope). An upload Slack refuses is logged, with what to fix when the scope is missing; the
+text stands.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,8 @@ __all__ = ["ReplyWriter", "retry_after"]
 log = logging.getLogger(__name__)
 
 FINAL_ATTEMPTS = 6
+FILES_SCOPE = "files:write"
+"""The bot scope that uploading pictures needs (see docs/slack-manifest.yaml)."""
 
 
 def retry_after(error: SlackApiError) -> float | None:
@@ -115,6 +123,46 @@ class ReplyWriter:
             await asyncio.sleep(min(wait, self._max_wait))
         await self._show(markdown, answer_id=reply.answer_id, final=True)
         return self._shown[-1].ts if self._shown else None
+
+    async def share(self, pictures: Sequence[tuple[str, bytes]]) -> int:
+        """Upload ``(file name, bytes)`` pictures into the thread; return how many arrived.
+
+        Call it after :meth:`finish`. Best effort: a 429 is waited out; any other failure is
+        logged and the picture skipped (all of them when the app lacks ``files:write``).
+        """
+        shared = 0
+        for name, data in pictures:
+            try:
+                # A 429 at any step means nothing was shared yet: uploading again is safe
+                # (a file uploaded but never completed stays private to the app).
+                await self._call(
+                    self._client.files_upload_v2,
+                    final=True,
+                    channel=self._channel,
+                    thread_ts=self._thread_ts,
+                    file=data,
+                    filename=name,
+                    title=name,
+                )
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error == "missing_scope":
+                    log.error(
+                        "Slack refused to upload %s in %s (missing_scope): the app lacks the "
+                        "%s scope. Add it under OAuth & Permissions → Bot Token Scopes (it is "
+                        "in docs/slack-manifest.yaml) and reinstall the app; until then "
+                        "answers come without their pictures.",
+                        name,
+                        self._channel,
+                        exc.response.get("needed") or FILES_SCOPE,
+                    )
+                    break
+                log.warning("Slack refused to upload %s in %s: %s", name, self._channel, error)
+            except Exception:
+                log.exception("uploading %s to Slack in %s failed", name, self._channel)
+            else:
+                shared += 1
+        return shared
 
     async def apologise(self, text: str) -> None:
         """Post a short apology in the thread; best effort, for when delivery itself failed."""

@@ -13,7 +13,8 @@ PARLEY_TELEGRAM_WEBHOOK_SECRET set, Telegram posts updates to ``POST /telegram/w
     await adapter.stop()                 # on shutdown
 
 In private chats Parley answers every message; in groups when mentioned, replied to, or
-given a command. Replies stream into the chat as plain text, answers with 👍/👎 buttons.
+given a command. Replies stream into the chat as plain text, answers with 👍/👎 buttons;
+pictures that come with a reply (the ``/explain`` charts) follow it as photos.
 """
 
 from __future__ import annotations

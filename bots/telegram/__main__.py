@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     # httpx would log every request to Telegram, several a second while answering.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from config import load_settings
-    from config.wiring import build_embedded
+    from config.wiring import build_web
 
     try:
         settings = load_settings()
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 "`python -m bots.web`. Unset it to poll with this command."
             )
         print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
-        parley = build_embedded(settings)
+        parley = build_web(settings)
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2

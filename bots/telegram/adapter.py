@@ -4,7 +4,8 @@ The adapter only translates. Each update is claimed once through
 ``service.first_delivery``; messages become :class:`core.types.Message` (see
 :mod:`bots.telegram.inbound`) and the core decides whether and what to answer; replies
 are streamed into Telegram messages by :class:`bots.telegram.render.LiveReply`, answers
-with 👍/👎 buttons whose presses go to ``service.rate``::
+with 👍/👎 buttons whose presses go to ``service.rate``, and a reply's pictures (the
+``/explain`` charts) follow its text as photos::
 
     adapter = build_telegram(parley.service, settings)
     await adapter.start()        # getMe, setMyCommands, then polling or setWebhook
@@ -48,10 +49,10 @@ from bots.telegram.inbound import PLATFORM, BotIdentity, to_message, user_ref
 from bots.telegram.options import TelegramOptions
 from bots.telegram.render import LiveReply, Pacer, retry_seconds
 from core.commands import COMMANDS
-from core.conversation import APOLOGY, ConversationService
+from core.conversation import APOLOGY, Accepted, ConversationService
 from core.errors import ConfigurationError, StoreError
 from core.locks import KeyedLocks
-from core.types import Message, ReplyKind
+from core.types import ReplyKind
 
 __all__ = ["SECRET_HEADER", "WEBHOOK_PATH", "TelegramAdapter"]
 
@@ -204,19 +205,32 @@ class TelegramAdapter:
         except StoreError:
             log.warning("cannot claim Telegram update %s: database down", update.update_id)
             return 503
-        if first:
-            self._spawn(self.process(update))
-        else:
+        if not first:
             log.debug("Telegram update %s was delivered again; ignored", update.update_id)
+            return 200
+        accepted = None
+        if update.message is not None:
+            # The message is stored before Telegram hears 200: nothing acknowledged is lost.
+            try:
+                accepted = await self._accept(update.message)
+            except StoreError:
+                log.warning("cannot store Telegram update %s: database down", update.update_id)
+                await self._service.release_delivery(PLATFORM, str(update.update_id))
+                return 503
+        self._spawn(self.process(update, accepted))
         return 200
 
-    async def process(self, update: Update) -> None:
-        """Handle one claimed update: answer a message or record a button press."""
+    async def process(self, update: Update, accepted: Accepted | None = None) -> None:
+        """Handle one claimed update: answer a message or record a button press.
+
+        ``accepted`` is the message as the webhook already accepted it; polled updates are
+        accepted here.
+        """
         try:
             if update.callback_query is not None:
                 await self._on_button(update)
             elif update.message is not None:
-                await self._on_message(update.message)
+                await self._on_message(update.message, accepted)
             elif update.edited_message is not None:
                 log.debug("ignoring an edited message in chat %s", update.edited_message.chat_id)
             else:
@@ -264,20 +278,34 @@ class TelegramAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _on_message(self, incoming: TelegramMessage) -> None:
+    async def _accept(self, incoming: TelegramMessage) -> Accepted | None:
+        """Hand a message to the core if it is for Parley; ``None`` when it is not."""
         sender = incoming.from_user
         if sender is None or sender.is_bot:
             log.debug("ignoring a message from a bot in chat %s", incoming.chat_id)
-            return
+            return None
         assert self._me is not None  # updates are handled only once started
         message = to_message(incoming, self._me)
         if message is None:
             log.debug("nothing to answer in message %s", incoming.message_id)
-            return
+            return None
         if not self._service.should_answer(message):
-            return
-        async with self._conversations.hold(message.key):
-            await self._answer(message, incoming)
+            return None
+        return await self._service.accept(message)
+
+    async def _on_message(self, incoming: TelegramMessage, accepted: Accepted | None) -> None:
+        if accepted is None:
+            try:
+                accepted = await self._accept(incoming)
+            except StoreError:
+                log.exception("cannot store a message in Telegram chat %s", incoming.chat_id)
+                thread_id = incoming.message_thread_id if incoming.is_topic_message else None
+                await self._apologize(incoming.chat_id, thread_id)
+                return
+            if accepted is None:
+                return
+        async with self._conversations.hold(accepted.message.key):
+            await self._answer(accepted, incoming)
 
     async def _on_button(self, update: Update) -> None:
         query = update.callback_query
@@ -298,8 +326,9 @@ class TelegramAdapter:
 
     # ---------------------------------------------------------------- replies out
 
-    async def _answer(self, message: Message, incoming: TelegramMessage) -> None:
-        """Stream the core's reply to ``message`` into the chat; apologise if that fails."""
+    async def _answer(self, accepted: Accepted, incoming: TelegramMessage) -> None:
+        """Stream the core's reply to a message into the chat; apologise if that fails."""
+        message = accepted.message
         chat_id = incoming.chat_id
         thread_id = incoming.message_thread_id if incoming.is_topic_message else None
         pacer = self._pacers.get(chat_id)
@@ -315,7 +344,7 @@ class TelegramAdapter:
         )
         typing = asyncio.create_task(self._keep_typing(chat_id, thread_id))
         try:
-            stream = self._service.handle(message)
+            stream = self._service.reply(accepted)
             text = ""
             try:
                 async for delta in stream:
@@ -349,6 +378,9 @@ class TelegramAdapter:
                 await self._service.delivered(answer_id, str(shown))
             except Exception:
                 log.exception("could not record that answer %s is message %s", answer_id, shown)
+        if reply.attachments:
+            # After the text, so that a picture Telegram refuses never costs the answer.
+            await live.send_pictures(reply.attachments)
 
     async def _keep_typing(self, chat_id: int, thread_id: int | None) -> None:
         """Show "typing…" until cancelled: Telegram shows each action for five seconds."""

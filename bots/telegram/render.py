@@ -13,6 +13,9 @@ between are skipped, and :meth:`LiveReply.finish` always delivers the final text
         live.update(text)
     message_id = await live.finish(stream.result.text, markup=feedback_keyboard(answer_id))
 
+Pictures that come with a reply (the ``/explain`` charts) follow its text as photos in the
+same chat and topic, once the text is final: ``await live.send_pictures(reply.attachments)``.
+
 Replies are sent as plain text (no ``parse_mode``): Markdown the model wrote shows as
 typed, and no send can fail on a parse error. Link previews are off.
 """
@@ -21,16 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram import Message as TelegramMessage
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
 from bots.text import split_text, utf16_len
@@ -146,6 +150,51 @@ class LiveReply:
                 log.warning("Telegram unreachable (%s); retrying the reply in %s", exc, attempt)
                 await asyncio.sleep(min(2.0**attempt, 30.0))
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def send_pictures(self, pictures: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Send ``(file name, bytes)`` pictures as photos after the text; return their ids.
+
+        Call it after :meth:`finish`. Each photo goes to the same chat and topic and, in a
+        group, replies to the same message as the text. A 429 is waited out (the photo was
+        not sent); a photo Telegram refuses or that cannot be sent is logged and skipped, and
+        the text stands. Nothing else is retried, since a send that timed out may have
+        arrived: a photo is shown once or not at all.
+        """
+        quote = None
+        if self._quote is not None:
+            quote = ReplyParameters(message_id=self._quote, allow_sending_without_reply=True)
+        sent: list[int] = []
+        for name, data in pictures:
+            send = functools.partial(
+                self._bot.send_photo,
+                chat_id=self._chat_id,
+                photo=data,
+                filename=name,
+                message_thread_id=self._thread_id,
+                reply_parameters=quote,
+            )
+            for attempt in range(1, FINAL_ATTEMPTS + 1):
+                try:
+                    photo: TelegramMessage = await self._call(send)
+                except RetryAfter:
+                    if attempt < FINAL_ATTEMPTS:
+                        continue  # the pacer holds the chat for as long as Telegram asked
+                    log.warning(
+                        "picture %s not sent: Telegram kept asking chat %s to wait",
+                        name,
+                        self._chat_id,
+                    )
+                except TelegramError as exc:
+                    log.warning(
+                        "could not send picture %s in Telegram chat %s: %s",
+                        name,
+                        self._chat_id,
+                        exc.message,
+                    )
+                else:
+                    sent.append(photo.message_id)
+                break
+        return sent
 
     async def cancel(self) -> None:
         """Stop following the text without showing more (when the reply failed)."""

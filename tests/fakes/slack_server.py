@@ -7,6 +7,8 @@ Usage::
         ...
         slack.rate_limit("chat.update", times=1, retry_after=1)
         assert slack.visible("D1", ts) == "the text the person sees"
+        slack.scopes.discard("files:write")                # uploads now fail: missing_scope
+        assert slack.files_in("C1", thread_ts)[0].data == png_bytes
 
     sender = SlackSender(asgi_app, signing_secret="secret")
     response = await sender.event(dm("hello"), retry_num=1)
@@ -14,7 +16,11 @@ Usage::
 :class:`FakeSlack` is a real aiohttp server that the real ``slack_sdk`` talks to: it
 records every call, keeps each message's current text and blocks by (channel, ts),
 checks Slack's limits (3,000 characters in a section, 40,000 in a text), and can answer
-the next N calls of a method with 429 and Retry-After. :class:`SlackSender` signs
+the next N calls of a method with 429 and Retry-After. It takes file uploads as Slack's
+``files_upload_v2`` makes them: ``files.getUploadURLExternal`` hands out an upload URL on
+this server, the bytes are POSTed there, and ``files.completeUploadExternal`` shares the
+files into a channel or thread (:attr:`FakeSlack.files`); both methods need the
+``files:write`` scope (:attr:`FakeSlack.scopes`). :class:`SlackSender` signs
 events, slash commands and button presses as Slack does (HMAC-SHA256 over
 ``v0:timestamp:body``) and posts them to an ASGI app.
 """
@@ -42,6 +48,7 @@ __all__ = [
     "Call",
     "FakeSlack",
     "SentMessage",
+    "SharedFile",
     "SlackSender",
     "app_mention",
     "dm",
@@ -53,8 +60,30 @@ __all__ = [
 TEAM = "T0TEAM"
 BOT_USER = "U0PARLEY"
 BOT_ID = "B0PARLEY"
+BOT_SCOPES = frozenset(
+    {
+        "app_mentions:read",
+        "channels:history",
+        "groups:history",
+        "chat:write",
+        "commands",
+        "files:write",
+        "im:history",
+        "im:read",
+        "im:write",
+        "users:read",
+    }
+)
+"""The scopes docs/slack-manifest.yaml asks for."""
+_NEEDED = {
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+"""Methods whose scope the fake checks; others are allowed to any valid token."""
+_MAX_FILE = 1024 * 1024 * 1024  # bytes; Slack's most for one file
 
 _ts = itertools.count(1)
+_file_ids = itertools.count(1)
 
 
 def next_ts() -> str:
@@ -103,6 +132,28 @@ class SentMessage:
         ]
 
 
+@dataclass(slots=True)
+class SharedFile:
+    """A file the bot uploaded and shared (files.completeUploadExternal), bytes as received."""
+
+    id: str
+    channel: str
+    thread_ts: str | None
+    filename: str
+    title: str | None
+    data: bytes
+    initial_comment: str | None = None
+
+
+@dataclass(slots=True)
+class _Upload:
+    """A file between files.getUploadURLExternal and files.completeUploadExternal."""
+
+    filename: str
+    length: int
+    data: bytes | None = None
+
+
 class FakeSlack:
     """A Slack Web API on 127.0.0.1 with a random port."""
 
@@ -115,6 +166,12 @@ class FakeSlack:
         self.ephemeral: list[dict[str, Any]] = []
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self._limited: dict[str, tuple[int, float]] = {}
+        self.scopes: set[str] = set(BOT_SCOPES)
+        """The bot token's scopes; remove one to make the methods that need it fail."""
+        self.files: list[SharedFile] = []
+        """Files shared into channels and threads, in the order they were shared."""
+        self._uploads: dict[str, _Upload] = {}
+        self._broken_uploads = 0
         self.users: dict[str, str] = {"U1": "Ada", "U2": "Grace"}
         """Display names users.info knows; anyone else is user_not_found."""
         self._runner: web.AppRunner | None = None
@@ -133,6 +190,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs a few, e.g. users.info
         app.router.add_post("/hooks/{name}", self._hook)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket_mode)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -171,6 +229,14 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with 429 and Retry-After."""
         self._limited[method] = (times, retry_after)
 
+    def break_uploads(self, times: int = 1) -> None:
+        """Answer the next ``times`` POSTs to an upload URL with 500 (Slack's file servers)."""
+        self._broken_uploads = times
+
+    def files_in(self, channel: str, thread_ts: str | None) -> list[SharedFile]:
+        """The files shared in one thread (``None``: the channel's main line)."""
+        return [f for f in self.files if f.channel == channel and f.thread_ts == thread_ts]
+
     def calls_of(self, method: str) -> list[Call]:
         """The calls of one method, in order (rate-limited ones included)."""
         return [call for call in self.calls if call.method == method]
@@ -190,13 +256,15 @@ class FakeSlack:
     # ---- the server -------------------------------------------------------------------------
 
     async def _arguments(self, request: web.Request) -> dict[str, Any]:
+        # slack_sdk sends some methods' arguments in the query string, even on a POST.
+        query: dict[str, Any] = dict(request.query)
         if request.method == "GET":
-            return dict(request.query)
+            return query
         if request.content_type == "application/json":
             data = await request.json()
-            return dict(data) if isinstance(data, dict) else {}
+            return {**query, **data} if isinstance(data, dict) else query
         form = await request.post()
-        args: dict[str, Any] = {key: str(value) for key, value in form.items()}
+        args: dict[str, Any] = {**query, **{key: str(value) for key, value in form.items()}}
         for key in ("blocks", "attachments"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
@@ -219,6 +287,16 @@ class FakeSlack:
         token = self.APP_TOKEN if method == "apps.connections.open" else self.TOKEN
         if request.headers.get("Authorization") != f"Bearer {token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        needed = _NEEDED.get(method)
+        if needed is not None and needed not in self.scopes:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed,
+                    "provided": ",".join(sorted(self.scopes)),
+                }
+            )
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -270,6 +348,70 @@ class FakeSlack:
     async def _hook(self, request: web.Request) -> web.Response:
         self.responses.append((request.match_info["name"], await request.json()))
         return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An upload URL: takes the bytes of one file, as files.slack.com does."""
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        self.calls.append(Call("upload", {"file_id": file_id, "length": len(data)}))
+        upload = self._uploads.get(file_id)
+        if upload is None:
+            return web.Response(status=404, text="upload URL not found")
+        if self._broken_uploads > 0:
+            self._broken_uploads -= 1
+            return web.Response(status=500, text="upload failed")
+        if len(data) != upload.length:
+            return web.Response(status=400, text=f"expected {upload.length} bytes")
+        upload.data = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = args.get("filename")
+        length = str(args.get("length", ""))
+        if not filename or not length.isdigit() or not 0 < int(length) <= _MAX_FILE:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(_file_ids):08d}"
+        self._uploads[file_id] = _Upload(str(filename), int(length))
+        upload_url = f"http://127.0.0.1:{self.port}/upload/{file_id}"
+        return {"ok": True, "upload_url": upload_url, "file_id": file_id}
+
+    def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            entries = json.loads(args.get("files", ""))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(entries, list) or not entries:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = args.get("channel_id") or None
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None and channel is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        done: list[tuple[str, _Upload, str | None]] = []
+        for entry in entries:
+            upload = self._uploads.get(entry.get("id", ""))
+            if upload is None or upload.data is None:
+                return {"ok": False, "error": "file_not_found"}
+            done.append((entry["id"], upload, entry.get("title")))
+        result = []
+        for file_id, upload, title in done:
+            del self._uploads[file_id]
+            assert upload.data is not None
+            if channel is not None:
+                self.files.append(
+                    SharedFile(
+                        file_id,
+                        channel,
+                        thread_ts,
+                        upload.filename,
+                        title,
+                        upload.data,
+                        args.get("initial_comment") or None,
+                    )
+                )
+            result.append(
+                {"id": file_id, "name": upload.filename, "title": title, "size": len(upload.data)}
+            )
+        return {"ok": True, "files": result}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -3,13 +3,18 @@
 It serves ``/bot<TOKEN>/<method>`` on 127.0.0.1 (a free port), records every call, keeps
 the bot's messages per chat as a person would see them, and enforces the Telegram rules
 Parley must respect (message length in UTF-16 units, no edit that changes nothing, valid
-button data). Tests script it: queue updates for getUpdates, make the next calls of a
-method fail with 429, and read what reached the chat::
+button data, photos that are pictures). Tests script it: queue updates for getUpdates, make
+the next calls of a method fail with 429 or be refused, and read what reached the chat::
 
     async with FakeTelegram() as telegram:
         options = TelegramOptions(token=telegram.token, api_url=telegram.api_url)
         telegram.push(private_message("hello"))
         await telegram.wait_until(lambda: telegram.texts(ADA["id"]))
+        telegram.refuse_next("sendPhoto", "Bad Request: not enough rights to send photos")
+        assert telegram.photos(ADA["id"])[0].data.startswith(b"\x89PNG")
+
+Photos (``sendPhoto``, a multipart upload) are kept apart from text messages: read them
+with :meth:`FakeTelegram.photos`; :meth:`FakeTelegram.messages` and ``texts`` show text only.
 
 The module-level builders (:func:`private_message`, :func:`group_message`,
 :func:`topic_message`, :func:`photo_message`, :func:`callback_query`, ...) return updates as
@@ -41,6 +46,8 @@ __all__ = [
     "Call",
     "FakeTelegram",
     "SentMessage",
+    "SentPhoto",
+    "Upload",
     "callback_query",
     "edited",
     "group_message",
@@ -72,6 +79,10 @@ GROUP: dict[str, Any] = {"id": -100500, "type": "supergroup", "title": "Team"}
 FORUM: dict[str, Any] = {"id": -100600, "type": "supergroup", "title": "Forum", "is_forum": True}
 
 MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+PHOTO_LIMIT = 10 * 1024 * 1024  # bytes; Telegram's most for a photo sent by upload
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
 # Parameters that arrive JSON-encoded in a form field.
 _JSON_FIELDS = {
     "reply_markup",
@@ -92,6 +103,15 @@ _message_ids = itertools.count(1)
 
 def _utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file the client uploaded in a multipart request."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +144,30 @@ class SentMessage:
         return [b for row in self.reply_markup.get("inline_keyboard", []) for b in row]
 
 
+@dataclass(frozen=True, slots=True)
+class SentPhoto:
+    """A photo the bot sent: the uploaded bytes exactly as received, and where they went."""
+
+    chat_id: int
+    message_id: int
+    data: bytes
+    filename: str | None
+    thread_id: int | None = None
+    reply_to: int | None = None
+    caption: str | None = None
+
+
 @dataclass(slots=True)
 class _Failure:
     times: int
     retry_after: int
+
+
+@dataclass(slots=True)
+class _Refusal:
+    times: int
+    code: int
+    description: str
 
 
 @dataclass
@@ -145,7 +185,9 @@ class FakeTelegram:
     _messages: dict[int, list[SentMessage]] = field(default_factory=dict)
     _chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     _pending: list[dict[str, Any]] = field(default_factory=list)
+    _photos: dict[int, list[SentPhoto]] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
+    _refusals: dict[str, _Refusal] = field(default_factory=dict)
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _closing: bool = False
@@ -203,6 +245,17 @@ class FakeTelegram:
         """Answer the next ``times`` calls of ``method`` with 429 Too Many Requests."""
         self._failures[method] = _Failure(times, retry_after)
 
+    def refuse_next(
+        self, method: str, description: str, *, code: int = 400, times: int = 1
+    ) -> None:
+        """Refuse the next ``times`` calls of ``method`` with Telegram's ``description``.
+
+        E.g. ``refuse_next("sendPhoto", "Bad Request: not enough rights to send photos to
+        the chat")``, as in a group whose members may not send media; 403 descriptions
+        ("Forbidden: bot was blocked by the user") become PTB's ``Forbidden``.
+        """
+        self._refusals[method] = _Refusal(times, code, description)
+
     async def wait_until(self, condition: Callable[[], object], within: float = 5.0) -> None:
         """Wait until ``condition()`` is true, re-checking after every call the client makes."""
         assert self._changed is not None
@@ -236,6 +289,14 @@ class FakeTelegram:
     def texts(self, chat_id: int, thread_id: int | None = None) -> list[str]:
         """What the bot's messages in a chat show now, oldest first."""
         return [m.text for m in self.messages(chat_id, thread_id)]
+
+    def photos(self, chat_id: int, thread_id: int | None = None) -> list[SentPhoto]:
+        """The photos the bot sent in a chat (or one forum topic), oldest first."""
+        return [
+            p
+            for p in self._photos.get(chat_id, [])
+            if thread_id is None or p.thread_id == thread_id
+        ]
 
     def calls_to(self, method: str) -> list[Call]:
         """The calls of one method, in order."""
@@ -283,6 +344,11 @@ class FakeTelegram:
                     },
                     status=429,
                 )
+            refusal = self._refusals.get(method)
+            if refusal is not None and refusal.times > 0:
+                refusal.times -= 1
+                self.errors.append((method, refusal.code, refusal.description))
+                return _error(refusal.code, refusal.description)
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 self.errors.append((method, 404, "Not Found"))
@@ -361,6 +427,30 @@ class FakeTelegram:
         )
         self._messages.setdefault(chat_id, []).append(sent)
         return self._message_json(sent)
+
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> Any:
+        photo = params.get("photo")
+        if not isinstance(photo, Upload):
+            # A file_id or URL names a photo Telegram already has; this fake has none.
+            return _error(400, "Bad Request: wrong remote file identifier specified")
+        caption = params.get("caption")
+        if caption is not None and _utf16(str(caption)) > CAPTION_LIMIT:
+            return _error(400, "Bad Request: message caption is too long")
+        if self.strict and (_image_size(photo.data) is None or len(photo.data) > PHOTO_LIMIT):
+            return _error(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        chat_id = int(params["chat_id"])
+        reply = params.get("reply_parameters") or {}
+        sent = SentPhoto(
+            chat_id=chat_id,
+            message_id=next(_message_ids),
+            data=photo.data,
+            filename=photo.filename,
+            thread_id=params.get("message_thread_id"),
+            reply_to=reply.get("message_id"),
+            caption=None if caption is None else str(caption),
+        )
+        self._photos.setdefault(chat_id, []).append(sent)
+        return self._photo_json(sent)
 
     async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         sent = self._find(params)
@@ -448,6 +538,34 @@ class FakeTelegram:
             message["reply_markup"] = sent.reply_markup
         return message
 
+    def _photo_json(self, sent: SentPhoto) -> dict[str, Any]:
+        chat = self._chats.get(sent.chat_id) or {
+            "id": sent.chat_id,
+            "type": "private" if sent.chat_id > 0 else "supergroup",
+        }
+        width, height = _image_size(sent.data) or (1, 1)
+        message: dict[str, Any] = {
+            "message_id": sent.message_id,
+            "from": BOT,
+            "chat": chat,
+            "date": int(time.time()),
+            "photo": [
+                {
+                    "file_id": f"photo-{sent.message_id}",
+                    "file_unique_id": f"p{sent.message_id}",
+                    "width": width,
+                    "height": height,
+                    "file_size": len(sent.data),
+                }
+            ],
+        }
+        if sent.caption is not None:
+            message["caption"] = sent.caption
+        if sent.thread_id is not None:
+            message["message_thread_id"] = sent.thread_id
+            message["is_topic_message"] = True
+        return message
+
 
 async def _params(request: web.Request) -> dict[str, Any]:
     """A request's parameters, whether sent as JSON, a form or multipart."""
@@ -458,7 +576,10 @@ async def _params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if request.method == "POST":
         for key, value in (await request.post()).items():
-            params[key] = value
+            if isinstance(value, web.FileField):
+                params[key] = Upload(value.filename, value.content_type, value.file.read())
+            else:
+                params[key] = value
     params.update(request.query)
     for key, value in list(params.items()):
         if key in _JSON_FIELDS and isinstance(value, str):
@@ -466,6 +587,15 @@ async def _params(request: web.Request) -> dict[str, Any]:
         elif key in _INT_FIELDS and isinstance(value, str):
             params[key] = int(value)
     return params
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, (0, 0) for a JPEG, ``None`` for what is no picture."""
+    if data.startswith(_PNG) and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(_JPEG):
+        return 0, 0  # the size is deep in the JPEG's segments; nothing here needs it
+    return None
 
 
 def _error(code: int, description: str) -> web.Response:

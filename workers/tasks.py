@@ -1,0 +1,102 @@
+"""Parley's Celery tasks: thin, taking ids, owning retries and time limits.
+
+- ``parley.answer(message_id)``: answer one accepted message (queue ``generate``).
+- ``parley.reconcile()``: queue again accepted messages that show no progress (beat).
+- ``parley.fine_tune()``: the nightly fine-tuning slot on the ``train`` queue.
+
+Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
+message publishes the same reply twice and stores one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, signals
+from redis.exceptions import RedisError
+
+from config.settings import Settings
+from core.errors import StoreError
+from workers.celery_app import GENERATE_QUEUE, app, redis_problems
+from workers.runtime import Outcome, close_worker_runtime, worker_runtime
+
+__all__ = ["answer", "enqueue_answer", "fine_tune", "reconcile"]
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_MAX_S = 60
+TRANSIENT = (StoreError, RedisError, ConnectionError)
+"""Faults that pass: the database or Redis is down for a moment."""
+
+
+def _settings() -> Settings:
+    settings: Settings = app.conf.parley_settings
+    return settings
+
+
+def enqueue_answer(message_id: int) -> None:
+    """Queue the answer task for one accepted message."""
+    answer.apply_async(args=[message_id], queue=GENERATE_QUEUE)
+
+
+@app.task(
+    name="parley.answer",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=RETRY_BACKOFF_MAX_S,
+    retry_jitter=True,
+    max_retries=8,
+)
+def answer(self: Task[Any, Any], message_id: int) -> str:
+    """Answer one accepted message (at most once, however often this runs)."""
+    runtime = worker_runtime(_settings())
+    outcome = runtime.answer(message_id, enqueue_answer)
+    if outcome is Outcome.BUSY:
+        # Redelivered while a lease still holds the job (its worker may have died): look
+        # again when the lease runs out, and answer then unless its holder finished.
+        raise self.retry(countdown=runtime.lease_left(message_id) + 1, max_retries=None)
+    return str(outcome)
+
+
+@app.task(name="parley.reconcile", acks_late=True)
+def reconcile() -> int:
+    """Queue again the accepted messages that show no progress."""
+    return worker_runtime(_settings()).reconcile(enqueue_answer)
+
+
+@app.task(name="parley.fine_tune", acks_late=True)
+def fine_tune() -> str:
+    """The nightly fine-tuning run (issue 6 fills it); records that it had nothing to run."""
+    log.info("nightly fine-tuning: skipped, no training job is configured yet")
+    return "skipped: no training job is configured yet"
+
+
+@signals.worker_ready.connect
+def _warm_up(sender: Any = None, **_: Any) -> None:
+    """Check Redis's persistence and load the model before the first task arrives."""
+    settings = _settings()
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    for problem in redis_problems(client):
+        log.warning("Redis: %s", problem)
+    try:
+        queues = {queue.name for queue in sender.task_consumer.queues}
+    except AttributeError:
+        queues = {GENERATE_QUEUE}
+    if GENERATE_QUEUE in queues:
+        worker_runtime(settings)
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
+
+
+@signals.worker_shutdown.connect
+def _release(**_: Any) -> None:
+    """Free the model (and GPU memory) when the worker stops."""
+    close_worker_runtime()
