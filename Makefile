@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_ARGS ?=
 STAMP := $(VENV)/.parley-installed
 
-.PHONY: setup chat test test-fast lint bench clean
+.PHONY: setup chat test test-fast lint bench bench-throughput clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ lint: setup  ## ruff and mypy
 
 bench: setup  ## model load, first-token latency and throughput of the embedded model
 	$(BIN)/python bench/embedded.py
+
+bench-throughput: setup  ## 1-32 concurrent conversations: batched, through Celery, one at a time
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

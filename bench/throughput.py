@@ -1,0 +1,430 @@
+"""Benchmark of concurrent answers: continuous batching against one request at a time.
+
+For each concurrency N, N distinct chat prompts are submitted at once to
+:class:`workers.batching.BatchedGenerator` in this process. The baseline, in the same run,
+answers the same requests one after another with plain ``model.generate``, so that the i-th
+request's times include waiting for the earlier ones (the longest baseline is run once and
+its first N requests give each smaller N). Prints aggregate tokens/s, p50/p95 time to first
+token and to the full answer, and the ratios of the batched figures to the baseline's.
+
+By default every answer is exactly --max-new-tokens long (stop tokens are ignored, and the
+baseline is held to the same length with ``min_new_tokens``), so both modes do the same
+work; --natural-length lets answers stop where the model ends them.
+
+Usage::
+
+    PARLEY_MODEL_CACHE_DIR=.cache/models python bench/throughput.py   # about 5 minutes, 2 cores
+    python bench/throughput.py --concurrency 1 4 --max-new-tokens 32
+    python bench/throughput.py --temperature 0.3 --natural-length
+
+The same requests then go through the scaled deployment (``celery`` rows): this process
+accepts each as a message (stored with its answer job), a Celery worker process on a Redis
+server of the benchmark's own answers them with the same batching, and the answers stream
+back through Redis. ``--no-celery`` skips those rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pydantic import SecretStr  # noqa: E402
+
+from config import Settings, load_settings  # noqa: E402
+from core.generator import FinishReason, GenerationRequest, GenerationResult  # noqa: E402
+from core.streaming import Streamed  # noqa: E402
+from core.types import ChatTurn, Message, ReplyKind, Role, UserRef  # noqa: E402
+from workers.batching import BatchedGenerator  # noqa: E402
+from workers.model import LoadedModel, load_model, load_tokenizer  # noqa: E402
+
+TOPICS = (
+    "a team offsite",
+    "remote work",
+    "unit tests",
+    "coffee",
+    "the moon",
+    "bicycles",
+    "a job interview",
+    "learning Spanish",
+)
+QUESTIONS = (
+    "Give me three tips about {}.",
+    "Write a short paragraph about {}.",
+    "What are the pros and cons of {}? Please keep it practical.",
+    "Explain {} to a ten-year-old who asks a lot of questions.",
+)
+
+Submit = Callable[[GenerationRequest], Awaitable[Streamed[GenerationResult]]]
+"""Starts one answer and returns its stream: the in-process generator, or a remote worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One answer, timed from the moment all N requests were submitted."""
+
+    first_token_s: float
+    total_s: float
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """N answers in one mode."""
+
+    mode: str
+    n: int
+    timings: Sequence[Timing]
+
+    @property
+    def tokens(self) -> int:
+        return sum(t.tokens for t in self.timings)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(t.total_s for t in self.timings)
+
+    def first_token(self, q: float) -> float:
+        return pct([t.first_token_s for t in self.timings], q)
+
+    def answer(self, q: float) -> float:
+        return pct([t.total_s for t in self.timings], q)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def make_requests(settings: Settings, count: int, max_new: int) -> list[GenerationRequest]:
+    """``count`` distinct chat prompts (32 at most), each with the configured system prompt."""
+    system = ChatTurn(Role.SYSTEM, settings.system_prompt)
+    texts = [q.format(t) for q in QUESTIONS for t in TOPICS]
+    if count > len(texts):
+        raise SystemExit(f"at most {len(texts)} distinct prompts; asked for {count}")
+    return [
+        GenerationRequest(turns=(system, ChatTurn(Role.USER, text)), max_new_tokens=max_new)
+        for text in texts[:count]
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# HOOK for other deployments. Give measure_submit an async ``submit(request) -> Streamed``
+# (for Celery: enqueue the task and return a Streamed over its result stream) and add its
+# rows to ``runs`` in main(); the table and the ratios need nothing else.
+# ---------------------------------------------------------------------------------------
+
+
+async def measure_submit(mode: str, submit: Submit, requests: Sequence[GenerationRequest]) -> Run:
+    """Submit every request at once through ``submit`` and time each answer's stream."""
+    started = time.perf_counter()
+
+    async def one(request: GenerationRequest) -> Timing:
+        stream = await submit(request)
+        first = None
+        async for _ in stream:
+            if first is None:
+                first = time.perf_counter() - started
+        total = time.perf_counter() - started
+        return Timing(total if first is None else first, total, stream.result.completion_tokens)
+
+    return Run(mode, len(requests), await asyncio.gather(*(one(r) for r in requests)))
+
+
+def in_process(generator: BatchedGenerator) -> Submit:
+    """``submit`` for the batched generator in this process."""
+
+    async def submit(request: GenerationRequest) -> Streamed[GenerationResult]:
+        return generator.generate(request)
+
+    return submit
+
+
+def measure_sequential(
+    loaded: LoadedModel,
+    settings: Settings,
+    requests: Sequence[GenerationRequest],
+    stop_ids: list[int],
+    natural_length: bool,
+) -> list[Timing]:
+    """Plain ``model.generate``, one request after another, timed from before the first."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    class FirstToken(BaseStreamer):  # type: ignore[misc]
+        """Notes when the first new token arrives (the first put is the prompt)."""
+
+        def __init__(self) -> None:
+            self.puts = 0
+            self.at: float | None = None
+
+        def put(self, value: Any) -> None:
+            self.puts += 1
+            if self.puts == 2:
+                self.at = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    sampling: dict[str, Any] = {"do_sample": False}
+    if settings.temperature > 0:
+        sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+    timings = []
+    started = time.perf_counter()
+    for i, request in enumerate(requests):
+        inputs = loaded.tokenizer.apply_chat_template(
+            [t.as_dict() for t in request.turns],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        ).to(loaded.device)
+        streamer = FirstToken()
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                **inputs,
+                max_new_tokens=request.max_new_tokens,
+                min_new_tokens=None if natural_length else request.max_new_tokens,
+                eos_token_id=stop_ids,
+                pad_token_id=loaded.tokenizer.pad_token_id,
+                repetition_penalty=settings.repetition_penalty,
+                streamer=streamer,
+                **sampling,
+            )
+        total = time.perf_counter() - started
+        new = output[0, inputs["input_ids"].shape[1] :].tolist()
+        tokens = len(new) - (1 if new and new[-1] in stop_ids else 0)
+        first = total if streamer.at is None else streamer.at - started
+        timings.append(Timing(first, total, tokens))
+        if (i + 1) % 8 == 0:
+            log(f"  baseline: {i + 1}/{len(requests)} answers, {total:.0f} s")
+    return timings
+
+
+WORKER = (sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--without-gossip")
+
+
+def worker_generator(settings: Settings) -> BatchedGenerator:
+    """``PARLEY_GENERATOR`` of the benchmark's Celery worker: answers of a fixed length."""
+    natural = os.environ.get("PARLEY_BENCH_NATURAL_LENGTH") == "1"
+    generator = BatchedGenerator.from_settings(settings)
+    if natural:
+        return generator
+    loaded = generator.loaded
+    generator.close()
+    return BatchedGenerator(loaded, settings, stop_token_ids=())
+
+
+class ScaledDeployment:
+    """The scaled deployment in this process tree: its own Redis server, a database, one
+    generation worker process (``celery worker -P threads``), and this process as the web
+    side, which accepts each request as a message and streams its answer back from Redis."""
+
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        self.port = _free_port()
+        database = args.database_url or f"sqlite:///{self.folder / 'parley.db'}"
+        self.settings = settings.model_copy(
+            update={
+                "deployment": "scaled",
+                "database_url": SecretStr(database),
+                "redis_url": SecretStr(f"redis://127.0.0.1:{self.port}/0"),
+                "max_new_tokens": args.max_new_tokens,
+                "sentiment": False,
+                "data_dir": self.folder,
+                "generator": "bench.throughput:worker_generator",
+            }
+        )
+        self.natural = args.natural_length
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.chats = itertools.count()
+
+    def __enter__(self) -> ScaledDeployment:
+        from config.wiring import build_web
+        from workers.celery_app import app, configure
+
+        self.processes.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
+        for name, value in self.settings.model_dump().items():
+            if value is not None:
+                secret = getattr(value, "get_secret_value", None)
+                env[f"PARLEY_{name.upper()}"] = str(secret() if secret else value)
+        log_path = self.folder / "worker.log"
+        self.processes.append(
+            subprocess.Popen(
+                [*WORKER, "-Q", "generate", "-P", "threads", "-c", "32", "--loglevel", "INFO"],
+                env=env,
+                cwd=ROOT,
+                stdout=log_path.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        configure(app, self.settings)
+        self.parley = build_web(self.settings)
+        self.tokens = load_tokenizer(self.settings)
+        deadline = time.monotonic() + 300
+        while "ready." not in log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline or self.processes[-1].poll() is not None:
+                raise SystemExit(f"the Celery worker did not start; see {log_path}")
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.parley.close()
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def submit(self, request: GenerationRequest) -> Streamed[GenerationResult]:
+        """Accept the request's question as a new private chat's message; stream its answer."""
+        chat = next(self.chats)
+        message = Message(
+            platform="bench",
+            chat=f"chat-{chat}",
+            user=UserRef("bench", f"person-{chat}"),
+            text=request.turns[-1].content,
+        )
+        service = self.parley.service
+        replies = service.reply(await service.accept(message))
+        tokens = self.tokens
+
+        async def answer() -> AsyncIterator[str | GenerationResult]:
+            async for delta in replies:
+                yield delta
+            reply = replies.result
+            # The fixed-length answer has exactly max_new_tokens; natural ones are re-counted.
+            count = tokens.count_text(reply.text) if self.natural else request.max_new_tokens
+            yield GenerationResult(
+                text=reply.text,
+                model_version=reply.model_version or "",
+                prompt_tokens=0,
+                completion_tokens=count if reply.kind is ReplyKind.ANSWER else 0,
+                finish_reason=FinishReason.LENGTH,
+            )
+
+        return Streamed(answer())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main(args: argparse.Namespace) -> None:
+    overrides: dict[str, Any] = {"temperature": args.temperature}
+    if args.max_batch_size is not None:
+        overrides["max_batch_size"] = args.max_batch_size
+    settings = load_settings(**overrides)
+    loaded = load_model(settings)
+    batched = BatchedGenerator(loaded, settings)
+    stop_ids = batched.stop_token_ids
+    if not args.natural_length:
+        batched.close()
+        batched = BatchedGenerator(loaded, settings, stop_token_ids=())
+    largest = max(args.concurrency)
+    requests = make_requests(settings, largest, args.max_new_tokens)
+
+    log("warming up …")
+    await measure_submit("warm-up", in_process(batched), make_requests(settings, 2, 4))
+    measure_sequential(loaded, settings, requests[:1], stop_ids, args.natural_length)
+
+    runs: list[Run] = []
+    for n in sorted(args.concurrency):
+        log(f"batched, {n} at once …")
+        runs.append(await measure_submit("batched", in_process(batched), requests[:n]))
+    peak = batched.stats.peak_batch
+    batched.close()
+    if args.celery:
+        with ScaledDeployment(settings, args) as scaled:
+            log("through Celery: warming up the worker …")
+            await measure_submit("warm-up", scaled.submit, requests[:1])
+            for n in sorted(args.concurrency):
+                log(f"through Celery, {n} at once …")
+                runs.append(await measure_submit("celery", scaled.submit, requests[:n]))
+    log(f"baseline: {largest} answers one at a time with plain model.generate …")
+    sequential = measure_sequential(loaded, settings, requests, stop_ids, args.natural_length)
+    baselines = {n: Run("one at a time", n, sequential[:n]) for n in args.concurrency}
+
+    dtype = str(loaded.dtype).removeprefix("torch.")
+    length = "answers end where the model stops" if args.natural_length else "stop tokens ignored"
+    decoding = "greedy" if settings.temperature == 0 else f"temperature {settings.temperature}"
+    print(
+        f"\nParley throughput benchmark: {loaded.version} on {loaded.device} ({dtype}, "
+        f"{settings.cpu_threads} CPU thread(s)); up to {args.max_new_tokens} new tokens per "
+        f"answer, {length}; {decoding}; max_batch_size {settings.max_batch_size} (peak {peak})"
+    )
+    header = (
+        f"{'mode':<14}{'N':>4}{'tokens':>8}{'tok/s':>8}{'TTFT p50':>10}{'TTFT p95':>10}"
+        f"{'full p50':>10}{'full p95':>10}{'tok/s ratio':>12}{'p95 ratio':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for n in sorted(args.concurrency):
+        base = baselines[n]
+        for run in [base, *(r for r in runs if r.n == n)]:
+            print(
+                f"{run.mode:<14}{n:>4}{run.tokens:>8}{run.tokens_per_s:>8.1f}"
+                f"{run.first_token(0.5):>9.2f}s{run.first_token(0.95):>9.2f}s"
+                f"{run.answer(0.5):>9.2f}s{run.answer(0.95):>9.2f}s"
+                f"{run.tokens_per_s / base.tokens_per_s:>12.2f}"
+                f"{run.answer(0.95) / base.answer(0.95):>11.2f}"
+            )
+    for run in runs:
+        if run.n == 16:
+            base = baselines[16]
+            speed = run.tokens_per_s / base.tokens_per_s
+            p95 = run.answer(0.95) / base.answer(0.95)
+            verdict = "met" if speed >= 5 and p95 <= 1 / 3 else "NOT met"
+            print(
+                f"bar at N=16 ({run.mode}): throughput ≥ 5x and p95 full answer ≤ 1/3 of the "
+                f"baseline: {speed:.1f}x and {p95:.2f} → {verdict}"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32])
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument(
+        "--max-batch-size", type=int, default=None, help="default: PARLEY_MAX_BATCH_SIZE (16)"
+    )
+    parser.add_argument(
+        "--no-celery", dest="celery", action="store_false", help="skip the Celery runs"
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="the Celery runs' database (default: SQLite)"
+    )
+    parser.add_argument(
+        "--natural-length",
+        action="store_true",
+        help="let answers stop at the model's end of turn instead of forcing a fixed length",
+    )
+    asyncio.run(main(parser.parse_args()))
