@@ -61,7 +61,6 @@ def configure(app: Celery, settings: Settings) -> Celery:
         accept_content=["json"],
         # One task waiting per free slot: a worker that dies takes few with it.
         worker_prefetch_multiplier=1,
-        worker_hijack_root_logger=False,
         beat_schedule={
             "reconcile": {
                 "task": "parley.reconcile",
