@@ -34,7 +34,7 @@ from typing import Protocol
 
 from core.types import ContextReport, ConversationKey, StoredMessage
 
-__all__ = ["Claim", "ClaimOutcome", "Job", "JobStatus", "JobStore"]
+__all__ = ["Claim", "ClaimOutcome", "Job", "JobStatus", "JobStore", "set_aside_reason"]
 
 
 class JobStatus(StrEnum):
@@ -49,6 +49,14 @@ class JobStatus(StrEnum):
     def ended(self) -> bool:
         """True once the job has its one outcome."""
         return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+_SET_ASIDE = "set aside after"
+
+
+def set_aside_reason(attempts: int) -> str:
+    """The error of a job failed for having used up its attempts (a poisoned message)."""
+    return f"{_SET_ASIDE} {attempts} attempts"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +74,11 @@ class Job:
     error: str | None = None
     in_group: bool = False
     """Asked in a group chat: the prompt names each turn's speaker."""
+
+    @property
+    def set_aside(self) -> bool:
+        """Failed for having used up its attempts (see :func:`set_aside_reason`)."""
+        return self.status is JobStatus.FAILED and (self.error or "").startswith(_SET_ASIDE)
 
 
 class ClaimOutcome(StrEnum):

@@ -26,7 +26,7 @@ from typing import Protocol
 from core.context import ContextBuilder, MessageTooLong
 from core.errors import GenerationError
 from core.generator import GenerationRequest, Generator
-from core.jobs import Claim, ClaimOutcome
+from core.jobs import Claim, ClaimOutcome, Job, JobStatus
 from core.sentiment import Sentiment, running_mood
 from core.store import Store
 from core.streaming import Streamed
@@ -128,8 +128,16 @@ class Responder:
 
     def ended(self, claim: Claim) -> Reply | None:
         """The reply of a job that has ended (DONE, FAILED, SET_ASIDE), else ``None``."""
-        job = claim.job
-        if claim.outcome is ClaimOutcome.DONE and job is not None and job.answer_id is not None:
+        ended = (ClaimOutcome.DONE, ClaimOutcome.FAILED, ClaimOutcome.SET_ASIDE)
+        if claim.outcome not in ended or claim.job is None:
+            return None
+        return self.reply_for(claim.job)
+
+    def reply_for(self, job: Job) -> Reply | None:
+        """The reply a job ended with (read from the store), or ``None`` while it runs."""
+        if not job.status.ended:
+            return None
+        if job.status is JobStatus.DONE and job.answer_id is not None:
             answer = self._store.answer(job.answer_id)
             if answer is not None:
                 return Reply(
@@ -138,11 +146,7 @@ class Responder:
                     answer_id=answer.message.id,
                     model_version=answer.message.model_version,
                 )
-        if claim.outcome is ClaimOutcome.SET_ASIDE:
-            return Reply(kind=ReplyKind.ERROR, text=SET_ASIDE)
-        if claim.outcome in (ClaimOutcome.FAILED, ClaimOutcome.DONE):
-            return Reply(kind=ReplyKind.ERROR, text=APOLOGY)
-        return None
+        return Reply(kind=ReplyKind.ERROR, text=SET_ASIDE if job.set_aside else APOLOGY)
 
     async def run(self, claim: Claim) -> AsyncGenerator[str | Reply, None]:
         """Answer a CLAIMED job: stream the answer and end the job with it.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from core.jobs import Claim, ClaimOutcome, Job, JobStatus, JobStore
+from core.jobs import Claim, ClaimOutcome, Job, JobStatus, JobStore, set_aside_reason
 from core.sentiment import Sentiment
 from core.types import (
     Answer,
@@ -589,7 +589,7 @@ class MemoryStore:
             if self._waits(job):
                 return Claim(ClaimOutcome.WAIT, job)
             if job.attempts >= max_attempts:
-                error = f"set aside after {job.attempts} attempts"
+                error = set_aside_reason(job.attempts)
                 return Claim(ClaimOutcome.SET_ASIDE, self._end(job, JobStatus.FAILED, error=error))
             token = new_job_token()
             self._tokens[message_id] = token

@@ -37,6 +37,7 @@ from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.streaming import Streamed
 from workers.detokenizer import Detokenizer
 from workers.model import HfTokenCounter, LoadedModel, load_model
+from workers.model import stop_token_ids as model_stop_ids
 from workers.running_batch import RunningBatch, new_cache, prompt_inputs
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class BatchedGenerator:
         self._loaded = loaded
         self.tokens = HfTokenCounter(loaded.tokenizer)
         if stop_token_ids is None:
-            stop_token_ids = _default_stop_ids(loaded.tokenizer)
+            stop_token_ids = model_stop_ids(loaded.tokenizer)
         self._stop_ids = sorted(set(stop_token_ids))
         try:
             new_cache(loaded.model)
@@ -144,15 +145,6 @@ class BatchedGenerator:
                     return
         finally:
             job.cancelled.set()  # the reader went away: the row leaves at the next step
-
-
-def _default_stop_ids(tokenizer: Any) -> list[int]:
-    """End of sequence and, where the template has one, its end-of-turn token."""
-    stop_ids = {tokenizer.eos_token_id}
-    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
-        stop_ids.add(end_of_turn)
-    return sorted(i for i in stop_ids if i is not None)
 
 
 class _Job:

@@ -20,7 +20,7 @@ from config.settings import Settings
 from core.errors import GenerationError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.streaming import Streamed
-from workers.model import HfTokenCounter, LoadedModel, load_model
+from workers.model import HfTokenCounter, LoadedModel, load_model, stop_token_ids
 
 __all__ = ["TransformersGenerator"]
 
@@ -37,12 +37,7 @@ class TransformersGenerator:
         self._settings = settings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-generate")
         self.tokens = HfTokenCounter(loaded.tokenizer)
-        tokenizer = loaded.tokenizer
-        stop_ids = {tokenizer.eos_token_id}
-        end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
-            stop_ids.add(end_of_turn)
-        self._stop_ids = sorted(i for i in stop_ids if i is not None)
+        self._stop_ids = stop_token_ids(loaded.tokenizer)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersGenerator:

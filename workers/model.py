@@ -39,6 +39,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "resolve_source",
+    "stop_token_ids",
 ]
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,15 @@ def load_tokenizer(settings: Settings) -> HfTokenCounter:
             f"Could not load the tokenizer of {settings.model!r}: {exc}. {FIX_HINT}"
         ) from exc
     return HfTokenCounter(tokenizer)
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end an answer: end of sequence and the chat template's end of turn."""
+    stop_ids = {tokenizer.eos_token_id}
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
+        stop_ids.add(end_of_turn)
+    return sorted(i for i in stop_ids if i is not None)
 
 
 class HfTokenCounter:

@@ -22,7 +22,7 @@ from typing import Any
 from config.settings import Settings
 from core.errors import ConfigurationError
 from core.generator import GenerationRequest, GenerationResult
-from core.jobs import Claim, ClaimOutcome, JobStore
+from core.jobs import JobStore
 from core.metrics import QUEUE_DEPTH
 from core.responder import APOLOGY, Responder
 from core.streaming import Streamed
@@ -116,12 +116,7 @@ class CeleryAnswerer:
             return None
         if job is None:
             return Reply(kind=ReplyKind.ERROR, text=APOLOGY)
-        if not job.status.ended:
-            return None
-        outcome = ClaimOutcome.DONE if job.answer_id is not None else ClaimOutcome.FAILED
-        if job.error and job.error.startswith("set aside"):
-            outcome = ClaimOutcome.SET_ASIDE
-        return await asyncio.to_thread(self._responder.ended, Claim(outcome, job))
+        return await asyncio.to_thread(self._responder.reply_for, job)
 
 
 class RemoteGenerator:

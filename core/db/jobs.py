@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import AnswerJobRow, ConversationRow
-from core.jobs import Claim, ClaimOutcome, Job, JobStatus
+from core.jobs import Claim, ClaimOutcome, Job, JobStatus, set_aside_reason
 from core.store import new_job_token
 from core.types import ConversationKey
 
@@ -150,7 +150,7 @@ def claim(
     set_aside = (
         update(AnswerJobRow)
         .where(*free, AnswerJobRow.attempts == job.attempts)
-        .values(**_ending(JobStatus.FAILED, now, f"set aside after {job.attempts} attempts"))
+        .values(**_ending(JobStatus.FAILED, now, set_aside_reason(job.attempts)))
     )
     if _changed(s, set_aside):
         return Claim(ClaimOutcome.SET_ASIDE, read_job(s, message_id))
