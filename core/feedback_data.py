@@ -1,0 +1,51 @@
+"""Feedback as the fine-tuning loop reads it: each verdict with the answer it judges.
+
+A :class:`FeedbackRecord` is one person's current feedback on one answer, together with the
+prompt exactly as the model saw it when it answered (the stored context), the model version
+that answered, and who gave it. Stores produce them with ``feedback_records``; the dataset
+builder (:mod:`workers.training.dataset`) turns them into training examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from core.types import ChatTurn, Rating
+
+__all__ = ["FeedbackRecord", "FeedbackSource"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackRecord:
+    """One person's feedback on one answer, with everything needed to learn from it.
+
+    ``person`` is a stable, opaque key for the person (linked accounts share it), used to cap
+    each person's share of a run. ``trusted`` is False for public platforms (Telegram), whose
+    weight configuration may lower. ``allows_training`` is False when the person opted out
+    with ``/profile training off``: such records must never reach a training file.
+    """
+
+    feedback_id: int
+    answer_id: int
+    person: str
+    platform: str
+    trusted: bool
+    allows_training: bool
+    prompt: tuple[ChatTurn, ...]
+    answer: str
+    rating: Rating | None
+    correction: str | None
+    model_version: str | None
+    given_at: datetime
+
+
+class FeedbackSource(Protocol):
+    """Where the nightly job reads feedback from (both stores implement it)."""
+
+    def feedback_records(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[FeedbackRecord]:
+        """Current feedback given in ``[since, until)``, oldest first."""
+        ...
