@@ -26,7 +26,8 @@ COMMANDS: dict[str, str] = {
     "reset": "start a fresh conversation (I forget the context, not your feedback)",
     "feedback": "rate my last answer: /feedback good|bad [what the answer should have been]",
     "explain": "show what went into my last answer",
-    "profile": "see what I know about you; set it: /profile name|language|length|tone VALUE",
+    "profile": "see what I know about you; set it: /profile name|language|length|tone VALUE; "
+    "/profile training off keeps your feedback out of my training",
     "link": "share one profile between Slack and Telegram: /link, then /link CODE on the other",
     "forget": "delete everything I hold about you",
 }
@@ -85,7 +86,7 @@ def parse_feedback(args: str) -> FeedbackArgs | None:
 class ProfileArgs:
     """A parsed ``/profile``: show, set or clear a field, add or forget a fact, toggle learning."""
 
-    action: str  # "show" | "set" | "clear" | "fact" | "forget" | "learning"
+    action: str  # "show" | "set" | "clear" | "fact" | "forget" | "learning" | "training"
     field: str | None = None
     value: str | None = None
 
@@ -94,15 +95,16 @@ def parse_profile(args: str) -> ProfileArgs | None:
     """Parse ``/profile`` arguments; ``None`` if malformed.
 
     ``""`` shows; ``FIELD VALUE`` sets; ``clear [FIELD]`` clears; ``fact TEXT`` adds a fact;
-    ``forget N`` removes fact N; ``learning on|off`` turns learning facts on or off.
+    ``forget N`` removes fact N; ``learning on|off`` turns learning facts on or off;
+    ``training on|off`` lets the person's feedback train the model, or not.
     """
     words = args.split(maxsplit=1)
     if not words:
         return ProfileArgs("show")
     head = words[0].lower()
     rest = words[1].strip() if len(words) > 1 else ""
-    if head == "learning" and rest.lower() in ("on", "off"):
-        return ProfileArgs("learning", value=rest.lower())
+    if head in ("learning", "training") and rest.lower() in ("on", "off"):
+        return ProfileArgs(head, value=rest.lower())
     if head == "fact" and rest:
         return ProfileArgs("fact", value=rest[:200])
     if head == "forget" and rest.isdigit():

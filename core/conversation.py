@@ -427,6 +427,8 @@ class ConversationService:
             return Reply(text=describe_profile(profile) + linked)
         if parsed.action == "learning":
             profile = replace(profile, learn_facts=parsed.value == "on")
+        elif parsed.action == "training":
+            profile = replace(profile, allows_training=parsed.value == "on")
         elif parsed.action == "fact":
             profile = replace(profile, facts=(*profile.facts, Fact(parsed.value or "")))
         elif parsed.action == "forget":
@@ -490,7 +492,7 @@ def _thanks(rating: Rating) -> str:
 
 def describe_profile(profile: UserProfile) -> str:
     """What Parley knows about a person, as a short text."""
-    if profile.is_empty():
+    if profile.is_empty() and profile.allows_training:
         return "I don't know anything about you yet. Set something with /profile name Ada."
     lines = ["What I know about you:"]
     if profile.display_name:
@@ -502,6 +504,8 @@ def describe_profile(profile: UserProfile) -> str:
         how = f"learned, {fact.confidence:.0%} sure" if fact.learned else "set by you"
         hidden = " — not used: learning is off" if fact.learned and not profile.learn_facts else ""
         lines.append(f"• fact {i}: {fact.text} ({how}){hidden}")
+    if not profile.allows_training:
+        lines.append("• training: off — your feedback is never used to train me")
     return "\n".join(lines)
 
 

@@ -8,13 +8,17 @@ builder (:mod:`workers.training.dataset`) turns them into training examples.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from core.types import ChatTurn, Rating
 
-__all__ = ["FeedbackRecord", "FeedbackSource"]
+__all__ = ["UNTRUSTED_PLATFORMS", "FeedbackRecord", "FeedbackSource", "VersionRates"]
+
+UNTRUSTED_PLATFORMS = ("telegram",)
+"""Platforms whose users are the public: their feedback is not trusted by default."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,11 +45,41 @@ class FeedbackRecord:
     given_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionRates:
+    """How people judged the answers of one model version."""
+
+    model_version: str
+    answers: int
+    good: int
+    bad: int
+    corrections: int
+
+    @property
+    def rated(self) -> int:
+        """Ratings given (a person's latest verdict on an answer counts once)."""
+        return self.good + self.bad
+
+    @property
+    def good_rate(self) -> float | None:
+        """The share of ratings that were good; ``None`` before any rating."""
+        return self.good / self.rated if self.rated else None
+
+
 class FeedbackSource(Protocol):
-    """Where the nightly job reads feedback from (both stores implement it)."""
+    """Where the nightly job and the admin commands read feedback from (both stores)."""
 
     def feedback_records(
-        self, since: datetime | None = None, until: datetime | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
     ) -> list[FeedbackRecord]:
-        """Current feedback given in ``[since, until)``, oldest first."""
+        """Current feedback given in ``[since, until)`` on answers with a stored context,
+        oldest first. Feedback from ``untrusted_platforms`` is marked ``trusted=False``."""
+        ...
+
+    def feedback_rates(self) -> list[VersionRates]:
+        """Answers and feedback per model version, the most answered first."""
         ...

@@ -19,10 +19,12 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, FeedbackSource, VersionRates
 from core.jobs import Claim, ClaimOutcome, Job, JobStatus, JobStore, set_aside_reason
 from core.sentiment import Sentiment
 from core.types import (
@@ -31,6 +33,7 @@ from core.types import (
     ConversationKey,
     Fact,
     Feedback,
+    Rating,
     Role,
     StoredMessage,
     UserProfile,
@@ -210,6 +213,7 @@ class Store(
     EventStore,
     PrivacyStore,
     JobStore,
+    FeedbackSource,
     Protocol,
 ):
     """Everything the conversation service needs to keep."""
@@ -246,6 +250,7 @@ def merge_profiles(kept: UserProfile, joining: UserProfile) -> UserProfile:
         preferences={**joining.preferences, **kept.preferences},
         facts=tuple(facts.values()),
         learn_facts=kept.learn_facts and joining.learn_facts,
+        allows_training=kept.allows_training and joining.allows_training,
     )
 
 
@@ -269,6 +274,8 @@ class MemoryStore:
         self._since: dict[ConversationKey, int] = {}
         self._answers: dict[int, Answer] = {}
         self._feedback: dict[int, dict[tuple[str, str], Feedback]] = {}
+        # Each (answer, identity) pair's feedback id, kept when the feedback is replaced.
+        self._feedback_ids: dict[tuple[int, Identity], int] = {}
         # Profiles by person: the person's first identity.
         self._profiles: dict[Identity, UserProfile] = {}
         # Every identity seen, with the latest name seen for it (None: never named).
@@ -446,7 +453,65 @@ class MemoryStore:
                 raise KeyError(f"no answer with id {feedback.answer_id}")
             self._remember(feedback.user)
             by_user = self._feedback.setdefault(feedback.answer_id, {})
-            by_user[(feedback.user.platform, feedback.user.id)] = feedback
+            identity = (feedback.user.platform, feedback.user.id)
+            by_user[identity] = feedback
+            next_id = len(self._feedback_ids) + 1
+            self._feedback_ids.setdefault((feedback.answer_id, identity), next_id)
+
+    def feedback_records(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
+    ) -> list[FeedbackRecord]:
+        records: list[FeedbackRecord] = []
+        with self._lock:
+            for answer_id, by_user in self._feedback.items():
+                found = self._answers.get(answer_id)
+                if found is None or found.message.context is None:
+                    continue
+                for identity, given in by_user.items():
+                    if (since is not None and given.given_at < since) or (
+                        until is not None and given.given_at >= until
+                    ):
+                        continue
+                    person = self._person(identity)
+                    records.append(
+                        FeedbackRecord(
+                            feedback_id=self._feedback_ids[(answer_id, identity)],
+                            answer_id=answer_id,
+                            person=f"{person[0]}:{person[1]}",
+                            platform=identity[0],
+                            trusted=identity[0] not in untrusted_platforms,
+                            allows_training=self._profiles.get(
+                                person, UserProfile()
+                            ).allows_training,
+                            prompt=found.message.context.turns,
+                            answer=found.message.text,
+                            rating=given.rating,
+                            correction=given.correction,
+                            model_version=found.message.model_version,
+                            given_at=given.given_at,
+                        )
+                    )
+        return sorted(records, key=lambda r: (r.given_at, r.feedback_id))
+
+    def feedback_rates(self) -> list[VersionRates]:
+        with self._lock:
+            counts: dict[str, list[int]] = {}
+            for answer_id, found in self._answers.items():
+                row = counts.setdefault(found.message.model_version or "unknown", [0, 0, 0, 0])
+                row[0] += 1
+                for given in self._feedback.get(answer_id, {}).values():
+                    row[1] += given.rating is Rating.GOOD
+                    row[2] += given.rating is Rating.BAD
+                    row[3] += given.correction is not None
+        rates = [
+            VersionRates(model_version=v, answers=a, good=g, bad=b, corrections=c)
+            for v, (a, g, b, c) in counts.items()
+        ]
+        return sorted(rates, key=lambda r: (-r.answers, r.model_version))
 
     def feedback_for(self, answer_id: int) -> list[Feedback]:
         with self._lock:
@@ -561,6 +626,9 @@ class MemoryStore:
             for by_user in self._feedback.values():
                 for identity in group:
                     count += by_user.pop(identity, None) is not None
+            for answer_and_identity in list(self._feedback_ids):
+                if answer_and_identity[1] in group or answer_and_identity[0] in removed:
+                    del self._feedback_ids[answer_and_identity]
             count += self._profiles.pop(person, None) is not None
             for code, link in list(self._codes.items()):
                 if link.owner in group:

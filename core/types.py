@@ -195,6 +195,7 @@ class UserProfile:
 
     Explicit settings (name, language, preferences, facts with ``learned=False``) win over
     learned ones; ``learn_facts=False`` turns learning off and hides learned facts.
+    ``allows_training=False`` keeps the person's feedback out of fine-tuning.
     """
 
     display_name: str | None = None
@@ -202,6 +203,7 @@ class UserProfile:
     preferences: dict[str, str] = field(default_factory=dict)
     facts: tuple[Fact, ...] = ()
     learn_facts: bool = True
+    allows_training: bool = True
 
     def is_empty(self) -> bool:
         """True when there is nothing to tell the model about this person."""

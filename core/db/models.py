@@ -126,6 +126,7 @@ class ProfileRow(Base):
     preferences: Mapped[dict[str, str]] = mapped_column(JSON)
     facts: Mapped[list[dict[str, Any] | str]] = mapped_column(JSON)
     learn_facts: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    allows_training: Mapped[bool] = mapped_column(Boolean, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -248,3 +249,28 @@ class AnswerJobRow(Base):
     in_group: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AdapterRow(Base):
+    """One fine-tuned adapter version (:class:`core.registry.AdapterVersion`)."""
+
+    __tablename__ = "model_adapters"
+    __table_args__ = (
+        Index(None, "status"),
+        CheckConstraint(
+            "status IN ('candidate', 'rejected', 'serving', 'retired', 'rolled_back')",
+            name="status",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent_id: Mapped[str | None] = mapped_column(String(64))
+    base_model: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    served_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)

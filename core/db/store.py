@@ -10,7 +10,7 @@ The SQL of answer jobs, and how it stays atomic across processes, is in :mod:`co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.db import jobs
+from core.db import feedback, jobs
 from core.db.engine import WRITE, store_errors
 from core.db.models import (
     AnswerJobRow,
@@ -44,6 +44,7 @@ from core.db.models import (
     UserRow,
 )
 from core.errors import ConfigurationError
+from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, VersionRates
 from core.jobs import Claim, Job, JobStatus
 from core.sentiment import Mood, Sentiment
 from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
@@ -255,6 +256,22 @@ class SqlStore:
                     set_={name: insert.excluded[name] for name in replaced},
                 )
             )
+
+    def feedback_records(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
+    ) -> list[FeedbackRecord]:
+        """See :meth:`core.feedback_data.FeedbackSource.feedback_records`."""
+        with self._session(write=False) as s:
+            return feedback.feedback_records(s, since, until, untrusted_platforms)
+
+    def feedback_rates(self) -> list[VersionRates]:
+        """See :meth:`core.feedback_data.FeedbackSource.feedback_rates`."""
+        with self._session(write=False) as s:
+            return feedback.feedback_rates(s)
 
     def feedback_for(self, answer_id: int) -> list[Feedback]:
         """All current feedback on one answer, in the order people first gave it."""
@@ -530,6 +547,7 @@ class SqlStore:
             preferences=dict(profile.preferences),
             facts=[fact.to_json() for fact in profile.facts],
             learn_facts=profile.learn_facts,
+            allows_training=profile.allows_training,
             updated_at=utcnow(),
         )
         replaced = (
@@ -538,6 +556,7 @@ class SqlStore:
             "preferences",
             "facts",
             "learn_facts",
+            "allows_training",
             "updated_at",
         )
         s.execute(
@@ -677,6 +696,7 @@ def _profile(row: ProfileRow) -> UserProfile:
         preferences=dict(row.preferences),
         facts=tuple(Fact.from_json(fact) for fact in row.facts),
         learn_facts=row.learn_facts,
+        allows_training=row.allows_training,
     )
 
 
