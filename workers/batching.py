@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 from config.settings import Settings
 from core.errors import GenerationError, ModelLoadError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
+from core.registry import AdapterVersion
 from core.streaming import Streamed
+from workers.adapters import AdapterSlot
 from workers.detokenizer import Detokenizer
 from workers.model import HfTokenCounter, LoadedModel, load_model
 from workers.model import stop_token_ids as model_stop_ids
@@ -121,6 +123,13 @@ class BatchedGenerator:
 
     def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
         return Streamed(self._stream(request))
+
+    def use_adapter(self, version: AdapterVersion | None) -> None:
+        """Serve ``version`` (``None``: the base model) once the running answers are done.
+
+        New requests wait meanwhile, so every answer comes from one version, which it names.
+        """
+        self._engine.request_adapter(version)
 
     def close(self) -> None:
         """Stop the engine (unfinished answers fail) and release the model's memory."""
@@ -222,10 +231,13 @@ class _Engine:
     def __init__(
         self, loaded: LoadedModel, settings: Settings, stops: frozenset[int], stats: BatchStats
     ) -> None:
+        self._loaded = loaded
         self._model = loaded.model
         self._tokenizer = loaded.tokenizer
         self._device = loaded.device
         self._version = loaded.version
+        self._slot = AdapterSlot.of(loaded)
+        self._switch_to: list[AdapterVersion | None] = []  # a pending switch, at most one
         self._settings = settings
         self._stops = stops
         self._stats = stats
@@ -245,14 +257,35 @@ class _Engine:
         with self._wake:
             if self._closing:
                 raise GenerationError("The model is shutting down; please try again.")
-            # Started on first use, in the process that uses it (a forked worker has no thread).
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._serve, name="parley-batch", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
             self._waiting.append(job)
             self._wake.notify()
+
+    def request_adapter(self, version: AdapterVersion | None) -> None:
+        """Switch adapters when the running batch has drained; the latest request wins."""
+        with self._wake:
+            self._switch_to[:] = [version]
+            self._ensure_thread()
+            self._wake.notify()
+
+    def _ensure_thread(self) -> None:
+        # Started on first use, in the process that uses it (a forked worker has no thread).
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._serve, name="parley-batch", daemon=True)
+            self._thread.start()
+
+    def _switch_if_idle(self) -> None:
+        """Apply a pending adapter switch once no answer is running."""
+        with self._wake:
+            if not self._switch_to or self._batch is not None:
+                return
+            [version] = self._switch_to
+            self._switch_to.clear()
+        try:
+            self._slot.apply(version)
+        except ModelLoadError:
+            log.exception("switching adapters failed; serving the base model")
+        self._version = self._loaded.version
 
     def close(self) -> None:
         with self._wake:
@@ -270,6 +303,7 @@ class _Engine:
                 joining: list[_Job] = []
                 try:
                     self._drop_cancelled()
+                    self._switch_if_idle()
                     if (found := self._next_joiners()) is None:
                         break
                     joining = found
@@ -291,10 +325,17 @@ class _Engine:
     def _next_joiners(self) -> list[_Job] | None:
         """Wait for work; take as many waiting requests as the batch has room for."""
         with self._wake:
-            while not self._closing and not self._waiting and self._batch is None:
+            while (
+                not self._closing
+                and not self._waiting
+                and self._batch is None
+                and not self._switch_to
+            ):
                 self._wake.wait()
             if self._closing:
                 return None
+            if self._switch_to:  # the batch drains before another version serves
+                return []
             room = self._settings.max_batch_size - (len(self._batch.rows) if self._batch else 0)
             joining: list[_Job] = []
             while self._waiting and len(joining) < room:

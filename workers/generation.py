@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from config.settings import Settings
-from core.errors import GenerationError
+from core.errors import GenerationError, ModelLoadError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
+from core.registry import AdapterVersion
 from core.streaming import Streamed
+from workers.adapters import AdapterSlot
 from workers.model import HfTokenCounter, LoadedModel, load_model, stop_token_ids
 
 __all__ = ["TransformersGenerator"]
@@ -38,6 +40,7 @@ class TransformersGenerator:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-generate")
         self.tokens = HfTokenCounter(loaded.tokenizer)
         self._stop_ids = stop_token_ids(loaded.tokenizer)
+        self._slot = AdapterSlot.of(loaded)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersGenerator:
@@ -60,6 +63,16 @@ class TransformersGenerator:
 
     def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
         return Streamed(self._stream(request))
+
+    def use_adapter(self, version: AdapterVersion | None) -> None:
+        """Serve ``version`` (``None``: the base model) from the next answer on."""
+        self._executor.submit(self._switch, version)
+
+    def _switch(self, version: AdapterVersion | None) -> None:
+        try:
+            self._slot.apply(version)
+        except ModelLoadError:
+            log.exception("switching adapters failed; serving the base model")
 
     def close(self) -> None:
         """Stop the generation thread and release the model's memory."""

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,11 +79,15 @@ class LoadedModel:
     dtype: torch.dtype
     load_seconds: float
     from_cache: bool
+    adapter: str | None = None
+    """The fine-tuned adapter merged into the weights (:mod:`workers.adapters`), if any."""
+    adapter_slot: Any = field(default=None, repr=False)
+    """The one :class:`workers.adapters.AdapterSlot` that switches this model's adapter."""
 
     @property
     def version(self) -> str:
-        """The model version stored with every answer."""
-        return self.source.version
+        """The model version stored with every answer: the base, plus ``+adapter``."""
+        return self.source.version + (f"+{self.adapter}" if self.adapter else "")
 
 
 def resolve_source(spec: str) -> ModelSource:
