@@ -174,6 +174,44 @@ class Settings(BaseSettings):
         default=None, description="Where a generation worker serves its Prometheus metrics."
     )
 
+    # Learning from feedback: the nightly fine-tuning run and the adapters it serves.
+    adapters_dir: Path | None = Field(
+        default=None,
+        description="Where fine-tuned adapters, their reports and the run log are kept; "
+        "default <data_dir>/adapters. Shared by the trainer and every worker.",
+    )
+    adapter_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often each model process checks which adapter to serve.",
+    )
+    fine_tune_hour: int = Field(
+        default=3, ge=0, le=23, description="The UTC hour of the nightly run (Celery beat)."
+    )
+    fine_tune_min_feedback: int = Field(
+        default=50, ge=1, description="A run needs this much new feedback, or it skips."
+    )
+    fine_tune_person_cap: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="The largest share of a run's examples one person may give.",
+    )
+    fine_tune_untrusted_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The share of feedback from public platforms (Telegram) a run keeps: "
+        "0 excludes it, 1 treats it like teammates' (a seeded subsample in between).",
+    )
+    fine_tune_max_steps: int = Field(
+        default=200, ge=1, description="Optimiser steps at most per stage of a run."
+    )
+    fine_tune_auto_promote: bool = Field(
+        default=True,
+        description="Serve an adapter that passes the gate at once; off: an operator promotes.",
+    )
+
     @field_validator(
         "database_url",
         "telegram_token",
@@ -184,6 +222,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "generator",
         "worker_metrics_port",
+        "adapters_dir",
         mode="before",
     )
     @classmethod
@@ -217,6 +256,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where converted models are cached."""
         return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def adapters_path(self) -> Path:
+        """Where fine-tuned adapters are kept."""
+        return self.adapters_dir or self.data_dir / "adapters"
 
     @property
     def prompt_budget(self) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from config.settings import Settings
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
+from core.db.registry import SqlRegistry
 from core.errors import ModelLoadError
 from core.generator import Generator, TokenCounter
 from core.responder import JobOptions
@@ -36,7 +37,9 @@ __all__ = [
     "conversation_options",
     "job_options",
     "load_sentiment",
+    "open_registry",
     "open_store",
+    "watch_adapters",
 ]
 
 
@@ -58,9 +61,13 @@ class Parley:
     service: ConversationService
     redis: Any = None
     """The scaled deployment's ``redis.asyncio.Redis`` client (``None`` when embedded)."""
+    watcher: Any = None
+    """The :class:`workers.adapters.AdapterWatcher` that follows promotions, if any."""
 
     def close(self) -> None:
         """Release the model and the database connections."""
+        if self.watcher is not None:
+            self.watcher.stop()
         for part in (self.generator, self.store):
             release = getattr(part, "close", None) or getattr(part, "dispose", None)
             if release is not None:
@@ -87,6 +94,24 @@ def open_store(settings: Settings) -> SqlStore:
     engine = create_engine_for(settings.sqlalchemy_url)
     upgrade(engine)
     return SqlStore(engine)
+
+
+def open_registry(store: Store) -> SqlRegistry:
+    """The adapter registry, in the store's database."""
+    if not isinstance(store, SqlStore):
+        raise TypeError("the adapter registry lives in a SQL store's database")
+    return SqlRegistry(store.engine)
+
+
+def watch_adapters(settings: Settings, store: Store, generator: Any) -> Any:
+    """Follow the registry's promotions and rollbacks, for a generator that can switch."""
+    if not hasattr(generator, "use_adapter") or not isinstance(store, SqlStore):
+        return None
+    from workers.adapters import AdapterWatcher
+
+    return AdapterWatcher(
+        open_registry(store), generator, interval_s=settings.adapter_poll_s
+    ).start()
 
 
 def load_sentiment(settings: Settings) -> SentimentClassifier | None:
@@ -159,7 +184,8 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
         sentiment=sentiment,
         extra_commands=extra_commands,
     )
-    return Parley(settings, store, generator, service)
+    watcher = watch_adapters(settings, store, generator)
+    return Parley(settings, store, generator, service, watcher=watcher)
 
 
 def build_web(settings: Settings) -> Parley:
@@ -197,4 +223,6 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     generator = build_generator(settings)
     service = _service(settings, store, generator, generator.tokens)
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    # A daemon thread: it goes with the worker process.
+    watch_adapters(settings, store, generator)
     return WorkerRuntime(settings, service, client)

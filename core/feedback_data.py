@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from core.types import ChatTurn, Rating
+from core.types import ChatTurn, Rating, UserRef
 
 __all__ = ["UNTRUSTED_PLATFORMS", "FeedbackRecord", "FeedbackSource", "VersionRates"]
 
@@ -82,4 +82,9 @@ class FeedbackSource(Protocol):
 
     def feedback_rates(self) -> list[VersionRates]:
         """Answers and feedback per model version, the most answered first."""
+        ...
+
+    def person_key(self, user: UserRef) -> str | None:
+        """The ``person`` of ``user``'s records (shared by linked accounts); ``None`` if
+        Parley has never seen them."""
         ...

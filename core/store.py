@@ -481,7 +481,7 @@ class MemoryStore:
                         FeedbackRecord(
                             feedback_id=self._feedback_ids[(answer_id, identity)],
                             answer_id=answer_id,
-                            person=f"{person[0]}:{person[1]}",
+                            person=_person_key(person),
                             platform=identity[0],
                             trusted=identity[0] not in untrusted_platforms,
                             allows_training=self._profiles.get(
@@ -496,6 +496,11 @@ class MemoryStore:
                         )
                     )
         return sorted(records, key=lambda r: (r.given_at, r.feedback_id))
+
+    def person_key(self, user: UserRef) -> str | None:
+        with self._lock:
+            identity = (user.platform, user.id)
+            return _person_key(self._person(identity)) if identity in self._people else None
 
     def feedback_rates(self) -> list[VersionRates]:
         with self._lock:
@@ -758,6 +763,10 @@ class MemoryStore:
         )
         self._jobs[job.message_id] = ended
         return ended
+
+
+def _person_key(person: Identity) -> str:
+    return f"{person[0]}:{person[1]}"
 
 
 def _expired(job: Job, now: datetime) -> bool:

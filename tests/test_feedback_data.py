@@ -150,3 +150,17 @@ async def test_profile_training_off_keeps_a_persons_feedback_out_of_training() -
     on = await service.handle(make_message("/profile training on", user=ada)).collect()
     assert "never used to train" not in on.text
     assert store.feedback_records()[0].allows_training
+
+
+def test_person_key_names_the_person_of_the_records(store: Store) -> None:
+    answer_id = _answer(store, "Hi", "Hello!")
+    ada = make_user("ada", platform="slack")
+    assert store.person_key(ada) is None
+    store.save_feedback(Feedback(answer_id=answer_id, user=ada, rating=Rating.GOOD))
+    on_telegram = make_user("42", platform="telegram")
+    store.redeem_link_code(store.create_link_code(ada), on_telegram)
+
+    [record] = store.feedback_records()
+
+    assert store.person_key(ada) == record.person
+    assert store.person_key(on_telegram) == record.person

@@ -70,7 +70,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
             },
             "nightly-fine-tune": {
                 "task": "parley.fine_tune",
-                "schedule": crontab(hour=3, minute=0),
+                "schedule": crontab(hour=settings.fine_tune_hour, minute=0),
+                # A run missed by a whole day is not worth running late.
+                "options": {"expires": 23 * 3600},
             },
         },
         timezone="UTC",

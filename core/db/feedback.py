@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, aliased
 
 from core.db.models import FeedbackRow, MessageRow, ProfileRow, UserRow
 from core.feedback_data import FeedbackRecord, VersionRates
-from core.types import ContextReport, Rating, Role
+from core.types import ContextReport, Rating, Role, UserRef
 
-__all__ = ["feedback_rates", "feedback_records"]
+__all__ = ["feedback_rates", "feedback_records", "person_key"]
 
 
 def feedback_records(
@@ -47,7 +47,7 @@ def feedback_records(
             FeedbackRecord(
                 feedback_id=feedback.id,
                 answer_id=answer.id,
-                person=f"person-{person_id}",
+                person=_key(person_id),
                 platform=platform,
                 trusted=platform not in untrusted_platforms,
                 allows_training=allows is not False,
@@ -60,6 +60,20 @@ def feedback_records(
             )
         )
     return records
+
+
+def _key(person_id: int) -> str:
+    return f"person-{person_id}"
+
+
+def person_key(s: Session, user: UserRef) -> str | None:
+    """The person key of ``user``'s feedback records; ``None`` for someone never seen."""
+    person = s.scalar(
+        select(func.coalesce(UserRow.person_id, UserRow.id)).where(
+            UserRow.platform == user.platform, UserRow.platform_user_id == user.id
+        )
+    )
+    return _key(person) if person is not None else None
 
 
 def feedback_rates(s: Session) -> list[VersionRates]:

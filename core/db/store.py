@@ -80,6 +80,11 @@ class SqlStore:
         self._engine = engine
         self._writer = engine.execution_options(**WRITE)
 
+    @property
+    def engine(self) -> Engine:
+        """The database this store keeps its data in (the adapter registry shares it)."""
+        return self._engine
+
     def dispose(self) -> None:
         """Close the database connections (at shutdown)."""
         self._engine.dispose()
@@ -267,6 +272,11 @@ class SqlStore:
         """See :meth:`core.feedback_data.FeedbackSource.feedback_records`."""
         with self._session(write=False) as s:
             return feedback.feedback_records(s, since, until, untrusted_platforms)
+
+    def person_key(self, user: UserRef) -> str | None:
+        """See :meth:`core.feedback_data.FeedbackSource.person_key`."""
+        with self._session(write=False) as s:
+            return feedback.person_key(s, user)
 
     def feedback_rates(self) -> list[VersionRates]:
         """See :meth:`core.feedback_data.FeedbackSource.feedback_rates`."""
