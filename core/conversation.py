@@ -201,8 +201,14 @@ class ConversationService:
             kinds = " and ".join(dict.fromkeys(message.media))
             return self._ready(
                 message,
-                f"I can only read text for now, so I can't open {kinds} messages yet. "
-                "Please type your question" + (" (I did not read the caption)." if text else "."),
+                (
+                    f"I can only read text for now, so I can't open {kinds} messages yet. "
+                    if self.media is None
+                    else "I read text, voice messages, audio files and images, but I can't "
+                    f"open {kinds} messages. "
+                )
+                + "Please type your question"
+                + (" (I did not read the caption)." if text else "."),
             )
         if not text:
             return self._ready(

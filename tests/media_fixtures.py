@@ -22,8 +22,7 @@ __all__ = ["blank_picture", "needs_media_tools", "picture_with_text", "speech"]
 
 needs_media_tools = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("espeak-ng", "ffmpeg", "tesseract")),
-    reason="needs espeak-ng, ffmpeg and tesseract (apt-get install espeak-ng ffmpeg "
-    "tesseract-ocr)",
+    reason="needs espeak-ng, ffmpeg and tesseract (apt-get install espeak-ng ffmpeg tesseract-ocr)",
 )
 
 

@@ -73,6 +73,8 @@ class MediaOptions:
     ocr_languages: str = "eng"
     tesseract: str = "tesseract"
     vision_model: str | None = None
+    progress_after_s: float = PROGRESS_AFTER_S
+    """Audio longer than this logs its transcription's progress."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaOptions:
@@ -200,7 +202,7 @@ def transcribe(data: bytes, kind: MediaKind, options: MediaOptions) -> Reading:
     words = []
     for segment in segments:  # a generator: the work happens as it is consumed
         words.append(segment.text.strip())
-        if seconds > PROGRESS_AFTER_S:
+        if seconds > options.progress_after_s:
             log.info(
                 "transcribing: %.0f of %.0f s (%.0f%%) after %.1f s",
                 segment.end,
