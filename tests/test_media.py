@@ -375,3 +375,67 @@ def _image():  # type: ignore[no-untyped-def]
     from PIL import Image
 
     return Image.new("RGB", (8, 8))
+
+
+# ------------------------------------------------------------ what the adapters hand over
+
+
+def test_slack_files_become_attachments_by_kind() -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bots.slack.files import SlackFiles, kind_of
+
+    assert kind_of({"mimetype": "audio/mp4", "subtype": "slack_audio"}) is MediaKind.VOICE
+    assert kind_of({"mimetype": "video/webm", "subtype": "slack_audio"}) is MediaKind.VOICE
+    assert kind_of({"mimetype": "audio/mpeg"}) is MediaKind.AUDIO
+    assert kind_of({"mimetype": "image/png"}) is MediaKind.IMAGE
+    assert kind_of({"mimetype": "application/pdf"}) is None
+    files = SlackFiles(AsyncWebClient(token="xoxb-test"))
+    event = {
+        "files": [
+            {"id": "F1", "mimetype": "audio/mp4", "subtype": "slack_audio", "size": 900},
+            {"id": "F2", "mimetype": "application/pdf", "size": 5},
+            {"id": "F3", "mimetype": "image/jpeg", "duration_ms": "x"},
+            {"mimetype": "image/png"},  # no id: nothing to download
+        ]
+    }
+    clip, photo = files.attachments(event)
+    assert (clip.kind, clip.size, photo.kind, photo.size) == (
+        MediaKind.VOICE,
+        900,
+        MediaKind.IMAGE,
+        None,
+    )
+    clip_with_length = files.attachments(
+        {"files": [{"id": "F4", "mimetype": "audio/ogg", "duration_ms": 4500}]}
+    )
+    assert clip_with_length[0].duration == 4.5
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+def test_telegram_voice_audio_photos_and_image_documents_become_attachments() -> None:
+    import telegram
+
+    from bots.telegram.files import attachments_of
+    from tests.fakes.telegram_server import photo_message, private_message, voice_message
+
+    bot = telegram.Bot("123:abc")
+
+    def of(update: dict[str, object]) -> tuple[Attachment, ...]:
+        return attachments_of(telegram.Message.de_json(update["message"], bot), bot)  # type: ignore[arg-type]
+
+    [note] = of(voice_message("v1", duration=7, size=1234))
+    assert (note.kind, note.duration, note.size, note.mime) == (
+        MediaKind.VOICE,
+        7.0,
+        1234,
+        "audio/ogg",
+    )
+    [photo] = of(photo_message(file_id="big", size=50_000))
+    assert (photo.kind, photo.size) == (MediaKind.IMAGE, 50_000)  # the largest size sent
+    scan = {"file_id": "d1", "file_unique_id": "u", "mime_type": "image/png", "file_size": 9}
+    [document] = of(private_message(None, document=scan))
+    assert document.kind is MediaKind.IMAGE
+    pdf = {**scan, "mime_type": "application/pdf"}
+    assert of(private_message(None, document=pdf)) == ()
+    assert of(private_message("just text")) == ()
