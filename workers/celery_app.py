@@ -4,6 +4,7 @@ Processes (see the ``Procfile``)::
 
     celery -A workers.celery_app worker -Q generate -P threads -c 16   # answers, batched
     celery -A workers.celery_app worker -Q train -c 1                  # fine-tuning
+    celery -A workers.celery_app worker -Q media -P threads -c 2       # voice and images
     celery -A workers.celery_app beat                                  # schedules
 
 A generation worker is one process with one copy of the model and a pool of threads: each
@@ -30,12 +31,13 @@ from kombu import Queue  # type: ignore[attr-defined]
 
 from config.settings import Settings
 
-__all__ = ["GENERATE_QUEUE", "TRAIN_QUEUE", "app", "configure", "redis_problems"]
+__all__ = ["GENERATE_QUEUE", "MEDIA_QUEUE", "TRAIN_QUEUE", "app", "configure", "redis_problems"]
 
 log = logging.getLogger(__name__)
 
 GENERATE_QUEUE = "generate"
 TRAIN_QUEUE = "train"
+MEDIA_QUEUE = "media"
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -48,11 +50,12 @@ def configure(app: Celery, settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         task_default_queue=GENERATE_QUEUE,
-        task_queues=(Queue(GENERATE_QUEUE), Queue(TRAIN_QUEUE)),  # type: ignore[no-untyped-call]
+        task_queues=(Queue(GENERATE_QUEUE), Queue(TRAIN_QUEUE), Queue(MEDIA_QUEUE)),  # type: ignore[no-untyped-call]
         task_routes={
             "parley.answer": {"queue": GENERATE_QUEUE},
             "parley.reconcile": {"queue": GENERATE_QUEUE},
             "parley.fine_tune": {"queue": TRAIN_QUEUE},
+            "parley.read_media": {"queue": MEDIA_QUEUE},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -3,6 +3,7 @@
 - ``parley.answer(message_id)``: answer one accepted message (queue ``generate``).
 - ``parley.reconcile()``: queue again accepted messages that show no progress (beat).
 - ``parley.fine_tune()``: the nightly fine-tuning slot on the ``train`` queue.
+- ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
 
 Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
 message publishes the same reply twice and stores one answer.
@@ -18,10 +19,13 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from core.errors import StoreError
-from workers.celery_app import GENERATE_QUEUE, app, redis_problems
+from core.media import MediaKind
+from workers.celery_app import GENERATE_QUEUE, MEDIA_QUEUE, app, redis_problems
+from workers.media import MediaOptions
+from workers.media_queue import serve_reading
 from workers.runtime import Outcome, close_worker_runtime, worker_runtime
 
-__all__ = ["answer", "enqueue_answer", "fine_tune", "reconcile"]
+__all__ = ["answer", "enqueue_answer", "enqueue_reading", "fine_tune", "read_media", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,44 @@ def answer(self: Task[Any, Any], message_id: int) -> str:
         # again when the lease runs out, and answer then unless its holder finished.
         raise self.retry(countdown=runtime.lease_left(message_id) + 1, max_retries=None)
     return str(outcome)
+
+
+def enqueue_reading(key: str, kind: MediaKind, mime: str | None) -> None:
+    """Queue the reading of one file whose bytes wait in Redis under ``key``."""
+    read_media.apply_async(args=[key, str(kind), mime], queue=MEDIA_QUEUE)
+
+
+@app.task(
+    name="parley.read_media",
+    acks_late=True,
+    autoretry_for=(RedisError, ConnectionError),
+    retry_backoff=True,
+    max_retries=3,
+)
+def read_media(key: str, kind: str, mime: str | None) -> str:
+    """Transcribe or OCR the file waiting in Redis under ``key``; leave the text beside it."""
+    settings = _settings()
+    return serve_reading(
+        _redis(settings),
+        MediaOptions.from_settings(settings),
+        key,
+        MediaKind(kind),
+        mime,
+        result_ttl=settings.media_wait_s,
+    )
+
+
+_clients: dict[str, Any] = {}
+
+
+def _redis(settings: Settings) -> Any:
+    """One synchronous Redis client per worker process."""
+    url = settings.redis_url.get_secret_value()
+    if url not in _clients:
+        import redis
+
+        _clients[url] = redis.Redis.from_url(url)
+    return _clients[url]
 
 
 @app.task(name="parley.reconcile", acks_late=True)

@@ -44,6 +44,7 @@ from bots.slack.events import (
     command_message,
     translate_event,
 )
+from bots.slack.files import SlackFiles
 from bots.slack.render import FEEDBACK_GOOD, split_mrkdwn, to_mrkdwn
 from core.conversation import APOLOGY, Accepted, ConversationService
 from core.errors import ConfigurationError, StoreError
@@ -123,6 +124,7 @@ class SlackAdapter:
         self._last_threads = LastThreads()
         self._locks = KeyedLocks()
         self._names = _Names(client)
+        self._files = SlackFiles(client)
         self._tasks: set[asyncio.Task[None]] = set()
         self.app = AsyncApp(
             name="parley",
@@ -214,6 +216,7 @@ class SlackAdapter:
         message = translate_event(body, bot_user_id=context.bot_user_id, threads=self._threads)
         if message is None or not self._service.should_answer(message):
             return BoltResponse(status=200, body="")
+        message = self._files.with_attachments(message, body["event"])
         event_id = body.get("event_id")
         if isinstance(event_id, str) and event_id:
             try:

@@ -153,7 +153,9 @@ def translate_event(
         (bot_user_id is not None and event.get("parent_user_id") == bot_user_id) or key in threads
     )
     files = event.get("files")
-    media = ("file",) if event.get("subtype") == "file_share" or files else ()
+    media = _media(files) if isinstance(files, list) and files else ()
+    if not media and event.get("subtype") == "file_share":
+        media = ("file",)
     return Message(
         platform=PLATFORM,
         workspace=workspace,
@@ -168,6 +170,16 @@ def translate_event(
         reply_to_bot=reply_to_bot,
         media=media,
     )
+
+
+def _media(files: list[Any]) -> tuple[str, ...]:
+    """The kinds of the shared files: "audio", "image", else "file"."""
+    kinds = []
+    for file in files:
+        mime = file.get("mimetype") if isinstance(file, Mapping) else None
+        major = mime.partition("/")[0] if isinstance(mime, str) else ""
+        kinds.append(major if major in ("audio", "image") else "file")
+    return tuple(dict.fromkeys(kinds))
 
 
 def command_message(command: Mapping[str, Any], last: LastThreads) -> Message | None:

@@ -45,6 +45,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bots.telegram.buttons import feedback_keyboard, parse_feedback_data
+from bots.telegram.files import with_attachments
 from bots.telegram.inbound import PLATFORM, BotIdentity, to_message, user_ref
 from bots.telegram.options import TelegramOptions
 from bots.telegram.render import LiveReply, Pacer, retry_seconds
@@ -289,6 +290,7 @@ class TelegramAdapter:
         if message is None:
             log.debug("nothing to answer in message %s", incoming.message_id)
             return None
+        message = with_attachments(message, incoming, self._app.bot)
         if not self._service.should_answer(message):
             return None
         return await self._service.accept(message)

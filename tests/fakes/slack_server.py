@@ -20,7 +20,11 @@ the next N calls of a method with 429 and Retry-After. It takes file uploads as 
 ``files_upload_v2`` makes them: ``files.getUploadURLExternal`` hands out an upload URL on
 this server, the bytes are POSTed there, and ``files.completeUploadExternal`` shares the
 files into a channel or thread (:attr:`FakeSlack.files`); both methods need the
-``files:write`` scope (:attr:`FakeSlack.scopes`). :class:`SlackSender` signs
+``files:write`` scope (:attr:`FakeSlack.scopes`). Files people share are held with
+:meth:`FakeSlack.add_file` (which returns the file object for an event's ``files``):
+``files.info`` (scope ``files:read``) describes them and their ``url_private_download`` on
+this server gives the bytes to the bot token, and Slack's login page (HTML) to anyone else.
+:class:`SlackSender` signs
 events, slash commands and button presses as Slack does (HMAC-SHA256 over
 ``v0:timestamp:body``) and posts them to an ASGI app.
 """
@@ -67,6 +71,7 @@ BOT_SCOPES = frozenset(
         "groups:history",
         "chat:write",
         "commands",
+        "files:read",
         "files:write",
         "im:history",
         "im:read",
@@ -76,6 +81,7 @@ BOT_SCOPES = frozenset(
 )
 """The scopes docs/slack-manifest.yaml asks for."""
 _NEEDED = {
+    "files.info": "files:read",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
 }
@@ -171,6 +177,10 @@ class FakeSlack:
         self.files: list[SharedFile] = []
         """Files shared into channels and threads, in the order they were shared."""
         self._uploads: dict[str, _Upload] = {}
+        self.shared_by_people: dict[str, tuple[dict[str, Any], bytes]] = {}
+        """Files people shared (:meth:`add_file`): the file object and its bytes, by id."""
+        self.downloads: list[str] = []
+        """Ids of the files downloaded from their private URL with the bot token."""
         self._broken_uploads = 0
         self.users: dict[str, str] = {"U1": "Ada", "U2": "Grace"}
         """Display names users.info knows; anyone else is user_not_found."""
@@ -191,6 +201,7 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs a few, e.g. users.info
         app.router.add_post("/hooks/{name}", self._hook)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/download", self._download)
         app.router.add_get("/socket", self._socket_mode)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -228,6 +239,38 @@ class FakeSlack:
     def rate_limit(self, method: str, *, times: int = 1, retry_after: float = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and Retry-After."""
         self._limited[method] = (times, retry_after)
+
+    def add_file(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        mimetype: str,
+        subtype: str | None = None,
+        duration_ms: int | None = None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """A file a person shared; returns the file object to put in an event's ``files``.
+
+        ``size`` overrides the size Slack reports (to claim a file is larger than it is).
+        """
+        file_id = f"F{next(_file_ids):08d}"
+        file: dict[str, Any] = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rpartition(".")[2],
+            "size": len(data) if size is None else size,
+            "url_private": f"http://127.0.0.1:{self.port}/files-pri/{file_id}/download",
+            "url_private_download": f"http://127.0.0.1:{self.port}/files-pri/{file_id}/download",
+        }
+        if subtype is not None:
+            file["subtype"] = subtype
+        if duration_ms is not None:
+            file["duration_ms"] = duration_ms
+        self.shared_by_people[file_id] = (file, data)
+        return file
 
     def break_uploads(self, times: int = 1) -> None:
         """Answer the next ``times`` POSTs to an upload URL with 500 (Slack's file servers)."""
@@ -364,6 +407,23 @@ class FakeSlack:
             return web.Response(status=400, text=f"expected {upload.length} bytes")
         upload.data = data
         return web.Response(text=f"OK - {len(data)}")
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file's private URL: its bytes with the bot token, Slack's login page without."""
+        file_id = request.match_info["file_id"]
+        if request.headers.get("Authorization") != f"Bearer {self.TOKEN}":
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        shared = self.shared_by_people.get(file_id)
+        if shared is None:
+            return web.Response(status=404, text="file not found")
+        self.downloads.append(file_id)
+        return web.Response(body=shared[1], content_type=shared[0]["mimetype"])
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        shared = self.shared_by_people.get(str(args.get("file")))
+        if shared is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": shared[0]}
 
     def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         filename = args.get("filename")

@@ -16,6 +16,13 @@ the next calls of a method fail with 429 or be refused, and read what reached th
 Photos (``sendPhoto``, a multipart upload) are kept apart from text messages: read them
 with :meth:`FakeTelegram.photos`; :meth:`FakeTelegram.messages` and ``texts`` show text only.
 
+Files people send (voice notes, photos) are held with :meth:`FakeTelegram.add_file`; the
+client finds them with ``getFile`` and downloads them from ``/file/bot<TOKEN>/<file_path>``
+as from Telegram (``getFile`` refuses files over 20 MB, as the Bot API does)::
+
+    file_id = telegram.add_file(ogg_bytes)
+    telegram.push(voice_message(file_id, duration=3, size=len(ogg_bytes)))
+
 The module-level builders (:func:`private_message`, :func:`group_message`,
 :func:`topic_message`, :func:`photo_message`, :func:`callback_query`, ...) return updates as
 the JSON dicts Telegram sends. Updates and messages are numbered from shared counters, so
@@ -55,6 +62,7 @@ __all__ = [
     "private_message",
     "text_message",
     "topic_message",
+    "voice_message",
 ]
 
 TOKEN = "123456:TEST-fake-telegram-token"
@@ -81,6 +89,7 @@ FORUM: dict[str, Any] = {"id": -100600, "type": "supergroup", "title": "Forum", 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PHOTO_LIMIT = 10 * 1024 * 1024  # bytes; Telegram's most for a photo sent by upload
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes; the most a bot may download through getFile
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 # Parameters that arrive JSON-encoded in a form field.
@@ -188,6 +197,10 @@ class FakeTelegram:
     _photos: dict[int, list[SentPhoto]] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _refusals: dict[str, _Refusal] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Files people sent, by file_id (:meth:`add_file`)."""
+    downloads: list[str] = field(default_factory=list)
+    """The file paths the client downloaded, in order."""
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _closing: bool = False
@@ -212,6 +225,7 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -240,6 +254,12 @@ class FakeTelegram:
         self._pending.append({**update, "_redeliver": redeliver})
         self._notify()
         return update
+
+    def add_file(self, data: bytes, file_id: str | None = None) -> str:
+        """Hold a file a person sent; returns its file_id for a message's voice/photo."""
+        file_id = file_id or f"file-{next(_update_ids)}"
+        self.files[file_id] = data
+        return file_id
 
     def fail_next(self, method: str, times: int = 1, *, retry_after: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 Too Many Requests."""
@@ -364,6 +384,33 @@ class FakeTelegram:
 
     async def _api_getMe(self, params: dict[str, Any]) -> Any:
         return BOT
+
+    async def _api_getFile(self, params: dict[str, Any]) -> Any:
+        data = self.files.get(str(params.get("file_id")))
+        if data is None:
+            return _error(400, "Bad Request: invalid file_id")
+        if len(data) > DOWNLOAD_LIMIT:
+            return _error(400, "Bad Request: file is too big")
+        file_id = str(params["file_id"])
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": f"documents/{file_id}.bin",
+        }
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """A file's bytes, at the Bot API's file address."""
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        path = request.match_info["path"]
+        self.downloads.append(path)
+        self._notify()
+        file_id = path.removeprefix("documents/").removesuffix(".bin")
+        data = self.files.get(file_id)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
         self.commands = list(params.get("commands", []))
@@ -682,20 +729,52 @@ def topic_message(text: str | None, thread_id: int, **kw: Any) -> dict[str, Any]
 
 
 def photo_message(
-    caption: str | None = None, *, chat: dict[str, Any] | None = None, **kw: Any
+    caption: str | None = None,
+    *,
+    chat: dict[str, Any] | None = None,
+    file_id: str = "photo-1",
+    size: int | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
-    """A photo, with an optional caption, in a private chat unless ``chat`` says otherwise."""
+    """A photo, with an optional caption, in a private chat unless ``chat`` says otherwise.
+
+    Telegram sends each photo in several sizes; here a thumbnail and ``file_id`` (the largest).
+    """
     sender = kw.pop("sender", ADA)
     chat = chat or {"id": sender["id"], "type": "private", "first_name": sender["first_name"]}
-    extra: dict[str, Any] = {
-        "photo": [{"file_id": "photo-1", "file_unique_id": "p1", "width": 90, "height": 90}]
-    }
+    largest: dict[str, Any] = {"file_id": file_id, "file_unique_id": "p1", "width": 900}
+    largest["height"] = 200
+    if size is not None:
+        largest["file_size"] = size
+    thumbnail = {"file_id": "thumb-1", "file_unique_id": "t1", "width": 90, "height": 20}
+    extra: dict[str, Any] = {"photo": [thumbnail, largest]}
     if caption is not None:
         extra["caption"] = caption
         found = _entities(caption)
         if found:
             extra["caption_entities"] = found
     return text_message(None, chat=chat, sender=sender, **extra, **kw)
+
+
+def voice_message(
+    file_id: str,
+    *,
+    duration: int,
+    size: int,
+    chat: dict[str, Any] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """A voice note (OGG/Opus) held by :meth:`FakeTelegram.add_file`, in a private chat."""
+    sender = kw.pop("sender", ADA)
+    chat = chat or {"id": sender["id"], "type": "private", "first_name": sender["first_name"]}
+    voice = {
+        "file_id": file_id,
+        "file_unique_id": f"u{file_id}",
+        "duration": duration,
+        "mime_type": "audio/ogg",
+        "file_size": size,
+    }
+    return text_message(None, chat=chat, sender=sender, voice=voice, **kw)
 
 
 def edited(update: dict[str, Any]) -> dict[str, Any]:

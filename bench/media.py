@@ -1,0 +1,133 @@
+"""Benchmark of reading voice messages and images on this machine.
+
+Speech: espeak-ng speaks texts of different lengths, ffmpeg makes them Telegram voice notes
+(OGG/Opus), and Parley's reader (``workers.media.read_media``: decoding plus faster-whisper
+with the configured model, the packaged Whisper tiny.en by default) transcribes each one.
+Printed per clip: its length, the wall time, the **speed as audio seconds per wall second**
+(``x real time``; above 1 is faster than the person spoke) and the word error rate against
+the text spoken. Images: Pillow renders text, Tesseract reads it; printed per image: the wall
+time and the character error rate.
+
+Usage::
+
+    python bench/media.py                      # about a minute on 2 cores
+    python bench/media.py --threads 2 --repeats 3
+    PARLEY_WHISPER_MODEL=large-v3 python bench/media.py   # another model, where present
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import load_settings  # noqa: E402
+from core.media import MediaKind  # noqa: E402
+from tests.media_fixtures import blank_picture, picture_with_text, speech  # noqa: E402
+from workers.media import MediaOptions, read_media  # noqa: E402
+
+SPOKEN = {
+    "short": "What time is the meeting tomorrow?",
+    "medium": (
+        "Could you remind me what we decided about the budget last week? I think we agreed "
+        "to move the marketing money to the second quarter, but I am not sure."
+    ),
+    "long": (
+        "Good morning. Here is a quick update before the planning meeting. The new release "
+        "is almost ready: the login page works, the reports load twice as fast, and the "
+        "mobile app passed its review. Two problems are left. The export to spreadsheets "
+        "still fails for very large accounts, and the search page is slow on old phones. "
+        "I would like to ship on Thursday if the export is fixed by Wednesday evening. "
+        "Please tell me whether you agree, and whether anyone can help with the search page."
+    ),
+}
+WRITTEN = {
+    "one line": "Meeting moved to Tuesday at 3 pm",
+    "note": "Shopping list\nmilk, eggs, bread\ncoffee beans\nbatteries (AA)",
+    "receipt": "Invoice 2024-117\nTotal due: 310.50 EUR\nPay before 15 March\nIBAN on the back",
+}
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def row(label: str, value: str) -> None:
+    print(f"{label:<44} {value}")
+
+
+def distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two sequences."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def words(text: str) -> list[str]:
+    return "".join(c if c.isalnum() else " " for c in text.lower()).split()
+
+
+def main(args: argparse.Namespace) -> None:
+    options = replace(MediaOptions.from_settings(load_settings()), cpu_threads=args.threads)
+    clips = {name: speech(text) for name, text in SPOKEN.items()}
+    log("loading the speech model …")
+    started = time.perf_counter()
+    read_media(MediaKind.VOICE, clips["short"], "audio/ogg", options)  # loads, warms up
+    first_s = time.perf_counter() - started
+
+    print(f"\nParley media benchmark: {options.whisper_model}, CPU threads {args.threads}")
+    row("first voice note (model load included)", f"{first_s:.2f} s")
+    print("speech (speed = audio seconds / wall seconds; higher is faster)")
+    total_audio = total_wall = 0.0
+    for name, data in clips.items():
+        walls = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            reading = read_media(MediaKind.VOICE, data, "audio/ogg", options)
+            walls.append(time.perf_counter() - t)
+        wall = statistics.median(walls)
+        seconds = reading.seconds or 0.0
+        total_audio += seconds
+        total_wall += wall
+        reference = words(SPOKEN[name])
+        wer = distance(reference, words(reading.text)) / len(reference)
+        row(
+            f"  {name:<7} {seconds:5.1f} s of speech, {len(data) // 1024} KiB",
+            f"{wall:.2f} s  {seconds / wall:4.1f}x real time  WER {wer:.1%}",
+        )
+        log(f"    heard: {reading.text}")
+    row("  all clips", f"{total_audio / total_wall:.1f}x real time")
+
+    print("images (Tesseract)")
+    pictures = {name: picture_with_text(text, "JPEG") for name, text in WRITTEN.items()}
+    pictures["blank"] = blank_picture()
+    for name, data in pictures.items():
+        walls = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            reading = read_media(MediaKind.IMAGE, data, None, options)
+            walls.append(time.perf_counter() - t)
+        expected = WRITTEN.get(name, "")
+        cer = distance(list(expected), list(reading.text)) / max(1, len(expected))
+        row(
+            f"  {name:<9} {len(data) // 1024:3d} KiB",
+            f"{statistics.median(walls) * 1e3:.0f} ms  CER {cer:.1%}"
+            + ("" if expected else f"  (read {reading.text!r})"),
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    main(parser.parse_args())
