@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def write_picture(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 4.4))
+    figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 5))
     offset = 0
     for stage in training.stages if training else []:
         if stage.losses:
@@ -76,15 +77,16 @@ def write_picture(
         values_before.append(math.nan if old is None else old)
         values_after.append(math.nan if new is None else new)
     positions = list(range(len(labels)))
-    bars.bar([p - 0.2 for p in positions], values_before, width=0.4, label="before")
-    bars.bar([p + 0.2 for p in positions], values_after, width=0.4, label="after")
+    for shift, values, label in ((-0.2, values_before, "before"), (0.2, values_after, "after")):
+        drawn = bars.bar([p + shift for p in positions], values, width=0.4, label=label)
+        bars.bar_label(drawn, labels=[f"{v:.3g}" for v in values], fontsize=7)
     bars.set_xticks(positions, labels)
     bars.set_title("Held-out figures")
     if labels:
         bars.legend()
     colour = {"passed": "darkgreen", "rejected": "darkred"}.get(status, "dimgray")
-    short = reason if len(reason) <= 150 else reason[:147] + "..."
-    figure.suptitle(f"Gate: {status}\n{short}", color=colour, fontsize=9)
+    wrapped = textwrap.fill(reason, width=140, max_lines=4, placeholder=" ...")
+    figure.suptitle(f"Gate: {status}\n{wrapped}", color=colour, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

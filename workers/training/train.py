@@ -114,8 +114,15 @@ def _progress_callback(stage: StageLog) -> Any:
 
 
 def _common_args(options: TrainingOptions, work_dir: Path, device: str) -> dict[str, Any]:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
     on_gpu = device.startswith("cuda")
+    # Newer transformers renamed gradient checkpointing; set both names where both exist.
+    renamed = "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
     return {
+        **({"activation_checkpointing": False} if renamed else {}),
         "output_dir": str(work_dir),
         "per_device_train_batch_size": options.batch_size,
         "learning_rate": options.learning_rate,
