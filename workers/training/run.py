@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +108,15 @@ def run_fine_tune(
     parent_adapter: Path | None = None,
     window: tuple[datetime | None, datetime | None] = (None, None),
 ) -> RunOutcome:
-    """Build the data, train an adapter, judge it and write the report (module docstring)."""
+    """Build the data, train an adapter, judge it and write the report (module docstring).
+
+    ``base`` is not modified: training works on a deep copy (see :mod:`.train`). With
+    ``parent_adapter`` the run continues that adapter (its own LoRA rank and modules; the
+    LoRA fields of ``options`` then do not apply) and "before" is the parent's figures;
+    without it a fresh LoRA starts from the base model. The reference of every reward is
+    the base model without any adapter, so figures of successive runs compare.
+    CPU threads are whatever ``load_model`` set (``PARLEY_CPU_THREADS``).
+    """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
@@ -169,6 +178,7 @@ def run_fine_tune(
     finally:
         del model
         gc.collect()
+        shutil.rmtree(out_dir / "work", ignore_errors=True)  # the trainers' scratch folders
 
     record = {
         **summary,
