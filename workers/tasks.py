@@ -2,7 +2,7 @@
 
 - ``parley.answer(message_id)``: answer one accepted message (queue ``generate``).
 - ``parley.reconcile()``: queue again accepted messages that show no progress (beat).
-- ``parley.fine_tune()``: the nightly fine-tuning slot on the ``train`` queue.
+- ``parley.fine_tune()``: the nightly fine-tuning run on the ``train`` queue (beat).
 - ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
 
 Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
@@ -110,11 +110,20 @@ def reconcile() -> int:
     return worker_runtime(_settings()).reconcile(enqueue_answer)
 
 
-@app.task(name="parley.fine_tune", acks_late=True)
+# Acknowledged on receipt: a run can outlast Redis's visibility timeout, and a redelivered
+# copy would train twice. A run lost with its worker is simply made the next night.
+@app.task(name="parley.fine_tune", acks_late=False)
 def fine_tune() -> str:
-    """The nightly fine-tuning run (issue 6 fills it); records that it had nothing to run."""
-    log.info("nightly fine-tuning: skipped, no training job is configured yet")
-    return "skipped: no training job is configured yet"
+    """The nightly fine-tuning run (:func:`workers.nightly.run_nightly`); returns its summary."""
+    from config.wiring import open_registry, open_store
+    from workers.nightly import run_nightly
+
+    settings = _settings()
+    store = open_store(settings)
+    try:
+        return run_nightly(settings, store, open_registry(store)).summary()
+    finally:
+        store.dispose()
 
 
 @signals.worker_ready.connect

@@ -1,0 +1,208 @@
+"""The nightly run: new feedback in, a judged adapter in the registry, maybe served.
+
+:func:`run_nightly` reads the feedback given since the last run that trained, skips (and
+says why) when there is too little, otherwise trains an adapter on top of the one being
+served (:func:`workers.training.run_fine_tune`), records it in the registry with its
+figures, and promotes it when the gate passed (and ``PARLEY_FINE_TUNE_AUTO_PROMOTE`` is on).
+Every run, skipped ones included, adds a line to ``<adapters>/runs.jsonl``.
+
+The Celery task ``parley.fine_tune`` (beat, nightly, on the ``train`` queue) and
+``python -m workers.fine_tune run`` (cron, in the embedded mode) both call it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from config.settings import Settings
+from core.feedback_data import FeedbackSource
+from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, new_adapter_id
+from core.types import utcnow
+
+__all__ = ["RUNS_FILE", "NightlyOutcome", "run_nightly", "training_options"]
+
+log = logging.getLogger(__name__)
+
+RUNS_FILE = "runs.jsonl"
+"""One JSON line per nightly run, in the adapters folder."""
+
+NightlyStatus = Literal["skipped", "promoted", "candidate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOutcome:
+    """What a nightly run did."""
+
+    status: NightlyStatus
+    reason: str
+    since: datetime | None
+    until: datetime
+    version_id: str | None = None
+    folder: Path | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One paragraph for the operator."""
+        window = f"{self.since:%Y-%m-%d %H:%M} to " if self.since else "all until "
+        until = f"{self.until:%Y-%m-%d %H:%M}"
+        head = f"Fine-tuning {self.status}: {self.reason} (feedback {window}{until} UTC)."
+        if self.version_id is None:
+            return head
+        before = self.figures.get("before", {}).get("preference_accuracy")
+        after = self.figures.get("after", {}).get("preference_accuracy")
+        accuracy = (
+            f" Held-out preference accuracy {before:.2f} → {after:.2f}."
+            if isinstance(before, float) and isinstance(after, float)
+            else ""
+        )
+        return f"{head} Version {self.version_id} in {self.folder}.{accuracy}"
+
+
+def training_options(settings: Settings) -> Any:
+    """The training options the settings ask for (a :class:`TrainingOptions`)."""
+    from workers.training import TrainingOptions
+
+    return TrainingOptions(
+        min_new_feedback=settings.fine_tune_min_feedback,
+        max_person_share=settings.fine_tune_person_cap,
+        untrusted_weight=settings.fine_tune_untrusted_weight,
+        max_steps=settings.fine_tune_max_steps,
+    )
+
+
+def _last_trained_until(runs: Path) -> datetime | None:
+    """Where the window of the last run that trained ended; skipped runs take no feedback."""
+    if not runs.is_file():
+        return None
+    until = None
+    for line in runs.read_text(encoding="utf-8").splitlines():
+        run = json.loads(line)
+        if run.get("status") != "skipped" and run.get("until"):
+            until = datetime.fromisoformat(run["until"])
+    return until
+
+
+def _record(runs: Path, outcome: NightlyOutcome) -> None:
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    line = {
+        "at": utcnow().isoformat(),
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "since": outcome.since.isoformat() if outcome.since else None,
+        "until": outcome.until.isoformat(),
+        "version": outcome.version_id,
+        "folder": str(outcome.folder) if outcome.folder else None,
+    }
+    with runs.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def run_nightly(
+    settings: Settings,
+    feedback: FeedbackSource,
+    registry: AdapterRegistry,
+    *,
+    now: datetime | None = None,
+    options: Any = None,
+    base: Any = None,
+) -> NightlyOutcome:
+    """One nightly run (module docstring). ``options`` and ``base`` (a loaded model) are
+    for tests and benchmarks; by default they come from the settings. One run at a time per
+    adapters folder: a second one started meanwhile skips."""
+    until = now or utcnow()
+    folder = settings.adapters_path
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".run.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return NightlyOutcome("skipped", "another run is in progress", None, until)
+        return _run(settings, feedback, registry, until, options, base)
+
+
+def _run(
+    settings: Settings,
+    feedback: FeedbackSource,
+    registry: AdapterRegistry,
+    until: datetime,
+    options: Any,
+    base: Any,
+) -> NightlyOutcome:
+    from workers.model import load_model
+    from workers.training import run_fine_tune
+
+    folder = settings.adapters_path
+    runs = folder / RUNS_FILE
+    since = _last_trained_until(runs)
+    options = options or training_options(settings)
+    records = feedback.feedback_records(since, until)
+    log.info("Nightly fine-tuning: %d feedback items since %s", len(records), since or "the start")
+    if len(records) < options.min_new_feedback:
+        outcome = NightlyOutcome(
+            "skipped",
+            f"{len(records)} new feedback items, fewer than the {options.min_new_feedback} "
+            "a run needs (PARLEY_FINE_TUNE_MIN_FEEDBACK)",
+            since,
+            until,
+        )
+        _record(runs, outcome)
+        log.info("%s", outcome.summary())
+        return outcome
+
+    serving = registry.serving()
+    version_id = new_adapter_id(until)
+    run_dir = folder / version_id
+    model = base if base is not None else load_model(settings)
+    if model.adapter_slot is not None:
+        # Its weights may hold a merged adapter and PEFT layers: not a base to train from.
+        raise ValueError("train on a model copy of its own, not on one that serves answers")
+    result = run_fine_tune(
+        records,
+        options,
+        base=model,
+        out_dir=run_dir,
+        parent_adapter=Path(serving.path) if serving is not None else None,
+        window=(since, until),
+    )
+    if result.status == "skipped":
+        outcome = NightlyOutcome("skipped", result.reason, since, until, folder=run_dir)
+        _record(runs, outcome)
+        log.info("%s", outcome.summary())
+        return outcome
+
+    figures = {
+        "before": result.before.as_dict() if result.before else {},
+        "after": result.after.as_dict() if result.after else {},
+        "counts": result.counts.as_dict(),
+        "report": str(result.report_png) if result.report_png else None,
+    }
+    passed = result.status == "passed"
+    registry.add(
+        AdapterVersion(
+            id=version_id,
+            base_model=model.source.version,
+            path=str(result.adapter_path),
+            parent=serving.id if serving is not None else None,
+            status=AdapterStatus.CANDIDATE if passed else AdapterStatus.REJECTED,
+            reason=result.reason,
+            window_since=since,
+            window_until=until,
+            figures=figures,
+        )
+    )
+    status: NightlyStatus = "rejected"
+    if passed and settings.fine_tune_auto_promote:
+        registry.promote(version_id, f"passed the gate: {result.reason}")
+        status = "promoted"
+    elif passed:
+        status = "candidate"
+    outcome = NightlyOutcome(status, result.reason, since, until, version_id, run_dir, figures)
+    _record(runs, outcome)
+    log.info("%s", outcome.summary())
+    return outcome
