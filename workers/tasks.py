@@ -3,6 +3,7 @@
 - ``parley.answer(message_id)``: answer one accepted message (queue ``generate``).
 - ``parley.reconcile()``: queue again accepted messages that show no progress (beat).
 - ``parley.fine_tune()``: the nightly fine-tuning slot on the ``train`` queue.
+- ``parley.purge()``: delete conversations older than ``PARLEY_RETENTION_DAYS`` (beat).
 
 Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
 message publishes the same reply twice and stores one answer.
@@ -21,7 +22,7 @@ from core.errors import StoreError
 from workers.celery_app import GENERATE_QUEUE, app, redis_problems
 from workers.runtime import Outcome, close_worker_runtime, worker_runtime
 
-__all__ = ["answer", "enqueue_answer", "fine_tune", "reconcile"]
+__all__ = ["answer", "enqueue_answer", "fine_tune", "purge", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,22 @@ def fine_tune() -> str:
     return "skipped: no training job is configured yet"
 
 
+@app.task(name="parley.purge", acks_late=True)
+def purge() -> int:
+    """Delete conversations older than the retention setting (a no-op when it is 0)."""
+    from config.wiring import open_store
+    from core.privacy import Retention
+
+    settings = _settings()
+    if settings.retention_days <= 0:
+        return 0
+    store = open_store(settings)
+    try:
+        return Retention(store, settings.retention_days).run()
+    finally:
+        store.dispose()
+
+
 @signals.worker_ready.connect
 def _warm_up(sender: Any = None, **_: Any) -> None:
     """Check Redis's persistence and load the model before the first task arrives."""
@@ -100,3 +117,12 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
 def _release(**_: Any) -> None:
     """Free the model (and GPU memory) when the worker stops."""
     close_worker_runtime()
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **_: Any) -> None:
+    """No personal data in a worker's log lines either."""
+    from core.privacy import install_log_redaction
+
+    install_log_redaction(*logger.handlers)
