@@ -7,6 +7,7 @@ same counters. :class:`Limits` is the policy on top::
 
     limits = Limits(MemoryLimiter(), LimitOptions(person_per_minute=20))
     refusal = limits.admit(message)            # None, or a Refusal with the wait time
+    refusal = limits.within_quota(message)     # the same, for the daily token quotas
     token = limits.start_answer(message.user)  # None: an answer for them is in progress
     limits.charge(user, key, tokens)           # after an answer: count its model tokens
     limits.end_answer(message.user, token)
@@ -256,28 +257,29 @@ class Limits:
         chat = _id(key.platform, key.workspace, key.chat)
         return [f"msg:chat:{chat}", f"tok:chat:{chat}"]
 
-    def admit(self, message: Message, *, answer: bool) -> Refusal | None:
-        """Count the message against the rate limits; for an answer, check the quotas too."""
-        options = self.options
-        person, _, _ = self.person_keys(message.user)
-        chat_messages, chat_tokens = self.chat_keys(message.key)
-        _, person_tokens, _ = self.person_keys(message.user)
-        checks: list[tuple[str, str, int, float, int, str]] = [
-            ("person_rate", person, options.person_per_minute, MINUTE, 1, "You are sending"),
-            (
-                "chat_rate",
-                chat_messages,
-                options.chat_per_minute,
-                MINUTE,
-                1,
-                "This chat is sending",
-            ),
-        ]
-        if answer:
-            checks += [
-                ("person_quota", person_tokens, options.person_tokens_per_day, DAY, 0, "You"),
-                ("chat_quota", chat_tokens, options.chat_tokens_per_day, DAY, 0, "This chat"),
+    def admit(self, message: Message) -> Refusal | None:
+        """Count the message against the person's and the chat's rate limits."""
+        person = self.person_keys(message.user)[0]
+        chat = self.chat_keys(message.key)[0]
+        return self._check(
+            [
+                ("person_rate", person, self.options.person_per_minute, MINUTE, 1, "You are"),
+                ("chat_rate", chat, self.options.chat_per_minute, MINUTE, 1, "This chat is"),
             ]
+        )
+
+    def within_quota(self, message: Message) -> Refusal | None:
+        """Check (without counting) that the person and the chat have tokens left today."""
+        person = self.person_keys(message.user)[1]
+        chat = self.chat_keys(message.key)[1]
+        return self._check(
+            [
+                ("person_quota", person, self.options.person_tokens_per_day, DAY, 0, "You have"),
+                ("chat_quota", chat, self.options.chat_tokens_per_day, DAY, 0, "This chat has"),
+            ]
+        )
+
+    def _check(self, checks: list[tuple[str, str, int, float, int, str]]) -> Refusal | None:
         for name, key, limit, window, amount, who in checks:
             if limit <= 0:
                 continue
@@ -328,9 +330,9 @@ def _refusal_text(name: str, who: str, limit: int, wait: float) -> str:
     when = describe_wait(wait)
     if name.endswith("rate"):
         return (
-            f"{who} messages faster than I can take them (at most {limit} a minute). "
+            f"{who} sending messages faster than I can take them (at most {limit} a minute). "
             f"Please wait {when} and send it again."
         )
     return (
-        f"{who} used today's share of my time ({limit:,} tokens a day). Please try again in {when}."
+        f"{who} used up today's share of my time ({limit:,} tokens a day). Please try again in {when}."
     )

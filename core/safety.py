@@ -67,7 +67,7 @@ class Safety:
             log.info("refused a %s message: not on the access list", message.platform)
             return REFUSAL
         if self.limits is not None:
-            refusal = await asyncio.to_thread(self.limits.admit, message, answer=False)
+            refusal = await asyncio.to_thread(self.limits.admit, message)
             if refusal is not None:
                 log.info("refused a %s message: %s", message.platform, refusal.limit)
                 return refusal.text
@@ -93,7 +93,7 @@ class Safety:
                 return Screening(refusal=INPUT_REFUSAL)
         if self.limits is None:
             return Screening(busy="")
-        refusal = await asyncio.to_thread(self.limits.admit, message, answer=True)
+        refusal = await asyncio.to_thread(self.limits.within_quota, message)
         if refusal is not None:
             return Screening(refusal=refusal.text)
         busy = await asyncio.to_thread(self.limits.start_answer, message.user)

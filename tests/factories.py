@@ -5,6 +5,8 @@ from __future__ import annotations
 from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
+from core.privacy import Privacy
+from core.safety import Safety
 from core.sentiment import SentimentClassifier
 from core.store import MemoryStore, Store
 from core.types import Message, UserRef
@@ -49,6 +51,8 @@ def make_service(
     max_message_chars: int = 2000,
     explainer: Explainer | None = None,
     sentiment: SentimentClassifier | None = None,
+    safety: Safety | None = None,
+    privacy: Privacy | None = None,
 ) -> tuple[ConversationService, Store, EchoGenerator]:
     """A conversation service over a memory store and the echo generator."""
     store = store if store is not None else MemoryStore()
@@ -65,5 +69,7 @@ def make_service(
         ),
         explainer=explainer,
         sentiment=sentiment,
+        safety=safety,
+        privacy=privacy,
     )
     return service, store, generator
