@@ -315,9 +315,13 @@ class Limits:
         if self.options.chat_tokens_per_day > 0:
             self.limiter.charge(self.chat_keys(key)[1], tokens, DAY)
 
-    def forget(self, identities: Sequence[UserRef]) -> int:
-        """Remove every counter and lock that names these people."""
-        return self.limiter.delete([k for user in identities for k in self.person_keys(user)])
+    def forget(
+        self, identities: Sequence[UserRef], conversations: Sequence[ConversationKey] = ()
+    ) -> int:
+        """Remove every counter and lock of these people, and of the chats they wrote in."""
+        keys = [k for user in identities for k in self.person_keys(user)]
+        keys += [k for key in dict.fromkeys(conversations) for k in self.chat_keys(key)]
+        return self.limiter.delete(keys)
 
 
 BUSY_TEXT = (
@@ -334,5 +338,6 @@ def _refusal_text(name: str, who: str, limit: int, wait: float) -> str:
             f"Please wait {when} and send it again."
         )
     return (
-        f"{who} used up today's share of my time ({limit:,} tokens a day). Please try again in {when}."
+        f"{who} used up today's share of my time ({limit:,} tokens a day). "
+        f"Please try again in {when}."
     )

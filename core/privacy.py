@@ -27,7 +27,7 @@ from core.commands import CommandHandler
 from core.limits import Limits
 from core.redaction import redact
 from core.store import Store
-from core.types import Message, Reply, ReplyKind, UserRef, utcnow
+from core.types import ConversationKey, Message, Reply, ReplyKind, UserRef, utcnow
 
 __all__ = [
     "EXPORT_NAME",
@@ -54,6 +54,8 @@ class Person:
     identities: tuple[UserRef, ...]
     message_ids: tuple[int, ...] = ()
     """Their messages and the answers to them, as the store numbers them."""
+    conversations: tuple[ConversationKey, ...] = ()
+    """The conversations they wrote in."""
 
 
 class Forgetter(Protocol):
@@ -81,7 +83,7 @@ class LimitsForgetter:
     limits: Limits
 
     def forget(self, person: Person) -> int:
-        return self.limits.forget(person.identities)
+        return self.limits.forget(person.identities, person.conversations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,15 @@ class Privacy:
         identities = tuple(
             UserRef(i["platform"], i["id"], i["display_name"]) for i in data["identities"]
         )
+        conversations = {
+            ConversationKey(**m["conversation"]): None
+            for m in data["messages"]
+            if m["role"] == "user"
+        }
         return Person(
             identities=identities or (user,),
             message_ids=tuple(m["id"] for m in data["messages"]),
+            conversations=tuple(conversations),
         )
 
     def forget(self, user: UserRef) -> int:

@@ -581,12 +581,16 @@ class MemoryStore:
             group.update(self._identities(person))
             removed: list[int] = []
             count = 0
+            mine = {t.id for ts in self._turns.values() for t in ts if theirs(t)}
+            answers = {j.answer_id for j in self._jobs.values() if j.message_id in mine}
+            shared: list[ConversationKey] = []
             for key, turns in list(self._turns.items()):
                 if not any(theirs(t) for t in turns):
                     continue
                 if any(t.user is not None and not theirs(t) for t in turns):
-                    gone = [t for t in turns if theirs(t)]
-                    self._turns[key] = [t for t in turns if not theirs(t)]
+                    shared.append(key)
+                    gone = [t for t in turns if theirs(t) or t.id in answers]
+                    self._turns[key] = [t for t in turns if not (theirs(t) or t.id in answers)]
                 else:  # nobody else wrote here: a private chat goes whole
                     gone = turns
                     del self._turns[key]
@@ -594,6 +598,18 @@ class MemoryStore:
                     count += 1
                 removed.extend(t.id for t in gone)
             count += len(removed)
+            # Other answers in shared chats whose prompts held removed turns lose them.
+            for key in shared:
+                self._turns[key] = [
+                    replace(t, context=None)
+                    if t.context is not None
+                    and any(seg.message_id in removed for seg in t.context.segments)
+                    else t
+                    for t in self._turns[key]
+                ]
+                for t in self._turns[key]:
+                    if t.id in self._answers:
+                        self._answers[t.id] = Answer(message=t, conversation=key)
             for message_id in removed:
                 self._answers.pop(message_id, None)
                 self._jobs.pop(message_id, None)

@@ -475,6 +475,16 @@ class SqlStore:
     def forget(self, user: UserRef) -> int:
         """Remove everything held about a person, on every linked identity; return the count.
 
+        On SQLite the write-ahead log is then emptied too: with ``secure_delete`` on, no
+        copy of what was deleted stays in the database's files (see :meth:`_wipe`).
+        """
+        count = self._forget(user)
+        self._wipe()
+        return count
+
+    def _forget(self, user: UserRef) -> int:
+        """Remove everything held about a person, on every linked identity; return the count.
+
         Every row is deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
         count is exact and nothing depends on SQLite's foreign-key enforcement. See
         :meth:`core.store.PrivacyStore.forget` for what goes and what is counted.
@@ -503,16 +513,52 @@ class SqlStore:
                     .order_by(ConversationRow.id)
                     .with_for_update()
                 )
-            doomed = or_(theirs, MessageRow.conversation_id.in_(private))
-            removed = select(MessageRow.id).where(doomed)
-            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(removed))
-            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(removed)))
+            # The answers to their messages go too: they quote them, in text and context.
+            answers = s.scalars(
+                select(AnswerJobRow.answer_id).where(
+                    AnswerJobRow.message_id.in_(select(MessageRow.id).where(theirs)),
+                    AnswerJobRow.answer_id.is_not(None),
+                )
+            ).all()
+            doomed = or_(
+                theirs, MessageRow.conversation_id.in_(private), MessageRow.id.in_(answers)
+            )
+            removed = set(s.scalars(select(MessageRow.id).where(doomed)).all())
+            shared = set(
+                s.scalars(select(MessageRow.conversation_id).where(theirs).distinct()).all()
+            ) - set(private)
+            ids = select(MessageRow.id).where(doomed)
+            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(ids))
+            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(ids)))
             count = _delete(s, delete(FeedbackRow).where(feedback))
             count += _delete(s, delete(MessageRow).where(doomed))
+            self._drop_contexts_with(s, shared, removed)
             count += _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
             count += _delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
             _delete(s, delete(LinkCodeRow).where(LinkCodeRow.user_id.in_(identities)))
             return count + _delete(s, delete(UserRow).where(UserRow.id.in_(identities)))
+
+    def _drop_contexts_with(self, s: Session, conversations: set[int], removed: set[int]) -> None:
+        """Forget the prompts of other answers in shared chats that held removed turns."""
+        if not conversations or not removed:
+            return
+        rows = s.execute(
+            select(MessageRow.id, MessageRow.context).where(
+                MessageRow.conversation_id.in_(conversations), MessageRow.context.is_not(None)
+            )
+        ).all()
+        stale = [
+            row.id
+            for row in rows
+            if any(seg.get("message_id") in removed for seg in row.context.get("segments", []))
+        ]
+        if stale:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(stale))
+                .values(context=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def personal_data(self, user: UserRef) -> dict[str, Any]:
         """Everything held about the person, JSON-ready (see the contract)."""
@@ -571,7 +617,8 @@ class SqlStore:
                 .exists()
             )
             _delete(s, delete(ConversationRow).where(empty))
-            return count
+        self._wipe()
+        return count
 
     def usage(self, since: datetime) -> Usage:
         """Messages, answers, distinct people and blocked answers since ``since``."""
@@ -589,6 +636,17 @@ class SqlStore:
                 )
                 or 0,
             )
+
+    def _wipe(self) -> None:
+        """SQLite: move the write-ahead log into the database and truncate it (best effort).
+
+        Older copies of deleted rows live on in the log's frames until a checkpoint; the
+        checkpoint waits for no reader, and one that cannot finish is done by a later one.
+        """
+        if self._engine.dialect.name != "sqlite":
+            return
+        with store_errors(self._engine), self._engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
