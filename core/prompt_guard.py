@@ -59,7 +59,12 @@ def neutralize(text: str) -> str:
         marker = match.group()
         return "\u2039" + marker[1:-1] + "\u203a"
 
-    return _CONTROL.sub(defuse, text)
+    # Defusing one marker can complete another around it: repeat until none is left.
+    for _ in range(8):
+        text, found = _CONTROL.subn(defuse, text)
+        if not found:
+            break
+    return text
 
 
 def looks_like_injection(text: str) -> bool:
