@@ -208,3 +208,42 @@ def test_log_lines_carry_no_personal_data(caplog: pytest.LogCaptureFixture) -> N
     for placeholder in ("[email]", "[phone]", "[secret]", "[iban]", "[card]"):
         assert placeholder in text
     caplog.handler.filters.clear()
+
+
+async def test_export_arrives_as_a_json_document_on_telegram() -> None:
+    from tests.fakes.telegram_server import ADA, FakeTelegram, private_message
+    from tests.test_telegram import replied, running
+
+    service, _, _ = make_service()
+    async with FakeTelegram() as telegram, running(telegram, service):
+        telegram.push(private_message("I live in Lyon"))
+        await replied(telegram, ADA["id"], 1)
+        telegram.push(private_message("/export"))
+        await telegram.wait_until(lambda: bool(telegram.documents(ADA["id"])))
+        [document] = telegram.documents(ADA["id"])
+        assert telegram.photos(ADA["id"]) == []
+    assert document.filename == EXPORT_NAME
+    data = json.loads(document.data)
+    assert [m["text"] for m in data["messages"]][0] == "I live in Lyon"
+
+
+async def test_export_is_uploaded_as_a_file_in_a_slack_dm() -> None:
+    from tests.fakes.slack_server import FakeSlack
+    from tests.test_slack import harness
+
+    async with FakeSlack() as slack:
+        h = harness(slack, replies=["Noted."])
+        await h.send(
+            {
+                "type": "message",
+                "channel_type": "im",
+                "channel": "D1",
+                "user": "U1",
+                "text": "I live in Lyon",
+                "ts": "1700000000.000100",
+            }
+        )
+        await h.command("export", channel="D1")
+        [shared] = slack.files_in("D1", None)
+    assert shared.filename == EXPORT_NAME
+    assert json.loads(shared.data)["messages"][0]["text"] == "I live in Lyon"
