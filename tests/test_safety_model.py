@@ -73,11 +73,11 @@ def test_control_tokens_in_a_message_stay_text_for_the_real_tokenizer(
     ids = tokenizer.apply_chat_template(
         [t.as_dict() for t in context.turns], add_generation_prompt=True, tokenize=True
     )
-    ids = ids["input_ids"] if isinstance(ids, dict) else ids
+    ids = ids if isinstance(ids, list) else ids["input_ids"]
     # Three turns open: the system, the user, and the assistant's answer; none more.
     assert list(ids).count(start) == 3
     raw = tokenizer.apply_chat_template(
         [ChatTurn(Role.USER, attack).as_dict()], add_generation_prompt=True, tokenize=True
     )
-    raw = raw["input_ids"] if isinstance(raw, dict) else raw
+    raw = raw if isinstance(raw, list) else raw["input_ids"]
     assert list(raw).count(start) > 2  # without neutralizing, the attack opens a system turn
