@@ -236,20 +236,16 @@ class Responder:
             await stream.aclose()
             await keep("".join(shown).strip() or "…")
             raise
-        if gate is not None and gate.blocked is not None:
-            log.warning("answer to message %s blocked: %s", job.message_id, gate.blocked)
-            stored = await keep(SAFE_REPLY, gate.blocked)
-            if stored is not None:
-                yield Reply(
-                    kind=ReplyKind.ANSWER,
-                    text=SAFE_REPLY,
-                    answer_id=stored.id,
-                    model_version=stored.model_version,
-                )
-            return
-        result = stream.result
-        safety.charge(asked.user, job.key, result.prompt_tokens + result.completion_tokens)
-        stored = await keep(result.text or "…", version=result.model_version)
+        blocked = gate.blocked if gate is not None else None
+        if blocked is not None:
+            log.warning("answer to message %s blocked: %s", job.message_id, blocked)
+            text, version = SAFE_REPLY, self._generator.model_version
+        else:
+            result = stream.result
+            safety.charge(asked.user, job.key, result.prompt_tokens + result.completion_tokens)
+            # As the model wrote it: the person sees their own data; the store keeps it redacted.
+            text, version = result.text or "…", result.model_version
+        stored = await keep(text, blocked, version)
         if stored is None:
             # Another runner took the job over (this one was too slow); its answer stands.
             log.warning("message %s was answered by another runner", job.message_id)
@@ -258,6 +254,14 @@ class Responder:
             if reply is not None:
                 yield reply
             return
+        if blocked is not None:
+            yield Reply(
+                kind=ReplyKind.ANSWER,
+                text=SAFE_REPLY,
+                answer_id=stored.id,
+                model_version=stored.model_version,
+            )
+            return
         # Someone having a bad time is told how to say what went wrong: that feedback is
         # what the nightly fine-tuning learns from.
         offer = self._spell(job.key.platform, FEEDBACK_OFFER) if upset else ""
@@ -265,8 +269,7 @@ class Responder:
             yield offer
         yield Reply(
             kind=ReplyKind.ANSWER,
-            # As the model wrote it: the person sees their own data; the store keeps it redacted.
-            text=(result.text or "…") + offer,
+            text=text + offer,
             answer_id=stored.id,
             model_version=stored.model_version,
         )
