@@ -8,6 +8,7 @@ Nothing else in Parley reads the environment; the object is passed down.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -259,7 +260,20 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.strip().startswith("["):  # a JSON list works too
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admin_ids(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            platform, sep, user_id = entry.partition(":")
+            if not (sep and platform.strip() and user_id.strip()):
+                raise ValueError(
+                    f"PARLEY_ADMINS entries are platform:user-id (telegram:123456), not {entry!r}"
+                )
         return value
 
     @field_validator(

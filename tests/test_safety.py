@@ -317,3 +317,26 @@ def test_control_tokens_are_neutralized() -> None:
     assert neutralize("a < b and c > d, x|y") == "a < b and c > d, x|y"
     assert not looks_like_injection("What is the capital of France?")
     assert not looks_like_injection("Can you show me the instructions for my oven?")
+
+
+def test_settings_take_comma_separated_ids_and_build_the_access_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+    from config.wiring import access_policy
+
+    monkeypatch.setenv("PARLEY_TELEGRAM_ACCESS", "allowlist")
+    monkeypatch.setenv("PARLEY_TELEGRAM_ALLOWED_USERS", "42, 43")
+    monkeypatch.setenv("PARLEY_TELEGRAM_ALLOWED_CHATS", '["-100"]')
+    monkeypatch.setenv("PARLEY_ADMINS", "telegram:7,slack:U1")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    policy = access_policy(settings)
+    assert policy.allows(telegram_message("hi", user="43"))
+    assert policy.allows(telegram_message("hi", user="99", chat="-100"))
+    assert not policy.allows(telegram_message("hi", user="99"))
+    assert policy.is_admin(UserRef("slack", "U1"))
+    monkeypatch.setenv("PARLEY_ADMINS", "12345")
+    with pytest.raises(ValidationError, match="PARLEY_ADMINS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
