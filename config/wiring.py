@@ -15,13 +15,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
+from core.access import AccessPolicy, AccessRule, parse_admins
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
 from core.db.registry import SqlRegistry
 from core.errors import ModelLoadError
 from core.generator import Generator, TokenCounter
+from core.limits import Limiter, LimitOptions, Limits, MemoryLimiter, RedisLimiter
 from core.media import MediaIntake, MediaLimits
+from core.moderation import ProfanityModerator
+from core.privacy import (
+    Forgetter,
+    LimitsForgetter,
+    Privacy,
+    RedisKeysForgetter,
+    Retention,
+    StoreForgetter,
+)
+from core.prompt_guard import PromptGuard
 from core.responder import JobOptions
+from core.safety import Safety
 from core.sentiment import SentimentClassifier
 from core.store import Store
 from workers.explain import ModelExplainer
@@ -34,9 +47,11 @@ __all__ = [
     "build_embedded",
     "build_generator",
     "build_media",
+    "build_safety",
     "build_web",
     "build_worker",
     "conversation_options",
+    "forgetters",
     "job_options",
     "load_sentiment",
     "open_registry",
@@ -65,11 +80,15 @@ class Parley:
     """The scaled deployment's ``redis.asyncio.Redis`` client (``None`` when embedded)."""
     watcher: Any = None
     """The :class:`workers.adapters.AdapterWatcher` that follows promotions, if any."""
+    retention: Retention | None = None
+    """The embedded deployment's in-process purge of old conversations."""
 
     def close(self) -> None:
         """Release the model and the database connections."""
         if self.watcher is not None:
             self.watcher.stop()
+        if self.retention is not None:
+            self.retention.stop()
         for part in (self.generator, self.store):
             release = getattr(part, "close", None) or getattr(part, "dispose", None)
             if release is not None:
@@ -180,6 +199,80 @@ def build_generator(settings: Settings) -> Any:
     return BatchedGenerator.from_settings(settings)
 
 
+def access_policy(settings: Settings) -> AccessPolicy:
+    """Who may talk to Parley, from the settings."""
+    return AccessPolicy(
+        rules={
+            "telegram": AccessRule(
+                public=settings.telegram_access == "public",
+                users=frozenset(settings.telegram_allowed_users),
+                chats=frozenset(settings.telegram_allowed_chats),
+            ),
+            "slack": AccessRule(
+                public=settings.slack_access == "public",
+                workspaces=frozenset(settings.slack_allowed_workspaces),
+                users=frozenset(settings.slack_allowed_users),
+                chats=frozenset(settings.slack_allowed_channels),
+            ),
+        },
+        admins=parse_admins(settings.admins),
+    )
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Counters in this process (embedded) or shared through Redis (scaled)."""
+    if settings.deployment == "embedded":
+        return MemoryLimiter()
+    import redis
+
+    return RedisLimiter(redis.Redis.from_url(settings.redis_url.get_secret_value()))
+
+
+def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
+    """Access, limits, moderation, the canary and redaction, as the settings ask."""
+    busy_ttl = (
+        settings.answer_wait_s if settings.deployment == "scaled" else settings.answer_time_limit_s
+    ) + 30.0
+    limits = Limits(
+        limiter if limiter is not None else build_limiter(settings),
+        LimitOptions(
+            person_per_minute=settings.rate_messages_per_minute,
+            chat_per_minute=settings.rate_chat_messages_per_minute,
+            person_tokens_per_day=settings.quota_tokens_per_day,
+            chat_tokens_per_day=settings.quota_chat_tokens_per_day,
+            one_at_a_time=settings.one_answer_at_a_time,
+            busy_ttl_s=busy_ttl,
+        ),
+    )
+    return Safety(
+        access=access_policy(settings),
+        limits=limits,
+        moderator=ProfanityModerator().load() if settings.moderation else None,
+        input_threshold=settings.moderation_input_threshold,
+        output_threshold=settings.moderation_output_threshold,
+        guard=PromptGuard() if settings.canary else None,
+        redact_stored=settings.redact_stored_text,
+    )
+
+
+def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgetter]:
+    """Everything /forget clears, the store last. (The training files' forgetter joins here.)"""
+    found: list[Forgetter] = []
+    if safety.limits is not None:
+        found.append(LimitsForgetter(safety.limits))
+    if settings.deployment == "scaled":
+        import redis
+
+        from workers.streams import stream_key
+
+        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        found.append(
+            RedisKeysForgetter(client, lambda person: [stream_key(i) for i in person.message_ids])
+        )
+    found.append(StoreForgetter(store))
+    return found
+
+
 def _service(
     settings: Settings,
     store: Store,
@@ -187,12 +280,15 @@ def _service(
     tokens: TokenCounter,
     **parts: Any,
 ) -> ConversationService:
+    safety = build_safety(settings)
     return ConversationService(
         store=store,
         generator=generator,
         tokens=tokens,
         options=conversation_options(settings, **parts.pop("extra_commands", {})),
         jobs=job_options(settings),
+        safety=safety,
+        privacy=Privacy(store, forgetters(settings, store, safety)),
         **parts,
     )
 
@@ -216,7 +312,9 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
         media=build_media(settings),
     )
     watcher = watch_adapters(settings, store, generator)
-    return Parley(settings, store, generator, service, watcher=watcher)
+    retention = Retention(store, settings.retention_days)
+    retention.start()
+    return Parley(settings, store, generator, service, watcher=watcher, retention=retention)
 
 
 def build_web(settings: Settings) -> Parley:

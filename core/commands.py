@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core.types import Rating
+from core.types import Message, Rating, Reply
 
 __all__ = [
     "COMMANDS",
     "PROFILE_FIELDS",
     "Command",
+    "CommandHandler",
     "FeedbackArgs",
     "ProfileArgs",
     "parse_command",
@@ -30,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "/profile training off keeps your feedback out of my training",
     "link": "share one profile between Slack and Telegram: /link, then /link CODE on the other",
     "forget": "delete everything I hold about you",
+    "export": "get everything I hold about you as a file (in a private chat)",
 }
 """The core's commands and their one-line descriptions, in the order /help lists them."""
 
@@ -43,6 +46,11 @@ _RATINGS = {
     "-1": Rating.BAD,
     "👎": Rating.BAD,
 }
+
+
+CommandHandler = Callable[[Message, str], Awaitable[Reply]]
+"""A command run outside the conversation service (/forget, /export, /admin): it gets the
+message and the text after the command's name, and returns the one reply."""
 
 
 @dataclass(frozen=True, slots=True)

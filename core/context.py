@@ -15,12 +15,14 @@ store (for feedback and training); :class:`core.types.ContextReport` lists them 
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.errors import ParleyError
 from core.generator import TokenCounter
+from core.prompt_guard import neutralize
 from core.types import ChatTurn, ContextReport, Role, Segment, StoredMessage, UserProfile, UserRef
 
 __all__ = ["ContextBuilder", "MessageTooLong", "profile_lines"]
@@ -93,7 +95,7 @@ class ContextBuilder:
     assistant_name: str = "Parley"
     profile_budget: int | None = None
     cache_size: int = 4096
-    _costs: OrderedDict[ChatTurn, int] = field(default_factory=OrderedDict, repr=False)
+    _costs: OrderedDict[bytes, int] = field(default_factory=OrderedDict, repr=False)
 
     def build(
         self,
@@ -117,7 +119,7 @@ class ContextBuilder:
         def system(lines: Sequence[str]) -> ChatTurn:
             if not lines:
                 return ChatTurn(Role.SYSTEM, instructions)
-            about = "\n".join(f"- {line}" for line in lines)
+            about = "\n".join(f"- {neutralize(line)}" for line in lines)
             # Small models take the profile's name for their own unless told otherwise last.
             named = any(line.startswith(NAME_LINE) for line in lines)
             closing = f"\nYou are {self.assistant_name}, not the user." if named else ""
@@ -166,14 +168,18 @@ class ContextBuilder:
         def cost_of(turn: ChatTurn) -> int:
             # Rendering a turn costs far more than the rest of an answer's bookkeeping, and
             # the same turns come back with every message: remember their prices.
-            cost = self._costs.get(turn)
+            # Keyed by a digest, so that no text of anyone's stays cached in memory.
+            digest = hashlib.blake2b(
+                f"{turn.role}\0{turn.content}".encode(), digest_size=16
+            ).digest()
+            cost = self._costs.get(digest)
             if cost is None:
                 cost = count([head, turn], add_generation_prompt=False) - head_alone
-                self._costs[turn] = cost
+                self._costs[digest] = cost
                 if len(self._costs) > self.cache_size:
                     self._costs.popitem(last=False)
             else:
-                self._costs.move_to_end(turn)
+                self._costs.move_to_end(digest)
             return cost
 
         chosen: list[tuple[StoredMessage, ChatTurn, int]] = []
@@ -218,9 +224,10 @@ class ContextBuilder:
     @staticmethod
     def _content(text: str, speaker: UserRef | None, group: bool) -> str:
         """In group chats each user turn carries its speaker's name."""
-        return f"{speaker.label}: {text}" if group and speaker is not None else text
+        # What people write never carries chat-template control tokens into the prompt.
+        return neutralize(f"{speaker.label}: {text}" if group and speaker is not None else text)
 
     def _turn(self, stored: StoredMessage, group: bool) -> ChatTurn:
         if stored.role is Role.USER:
             return ChatTurn(Role.USER, self._content(stored.text, stored.user, group))
-        return ChatTurn(stored.role, stored.text)
+        return ChatTurn(stored.role, neutralize(stored.text))

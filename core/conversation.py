@@ -16,10 +16,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
+from core.access import REFUSAL
+from core.admin import AdminCommands
 from core.commands import (
     COMMANDS,
     PROFILE_FIELDS,
     Command,
+    CommandHandler,
     parse_command,
     parse_feedback,
     parse_profile,
@@ -30,6 +33,8 @@ from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
 from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
+from core.privacy import Privacy, StoreForgetter
+from core.prompt_guard import looks_like_injection
 from core.responder import (
     APOLOGY,
     FEEDBACK_OFFER,
@@ -42,6 +47,7 @@ from core.responder import (
     is_upset,
     mood_of,
 )
+from core.safety import Safety
 from core.sentiment import Sentiment, SentimentClassifier
 from core.store import Store
 from core.streaming import Streamed
@@ -107,6 +113,8 @@ class Accepted:
     command: Command | None = None
     message_id: int | None = None
     media: tuple[Attachment, ...] = ()
+    busy: str | None = None
+    """The person's one-answer-at-a-time hold, released when the answer ends."""
 
 
 class ConversationService:
@@ -130,10 +138,23 @@ class ConversationService:
         answerer: Answerer | None = None,
         jobs: JobOptions | None = None,
         media: MediaIntake | None = None,
+        safety: Safety | None = None,
+        privacy: Privacy | None = None,
+        commands: Mapping[str, CommandHandler] | None = None,
     ) -> None:
         self._store = store
         self.media = media
         """Reads voice messages and images (``None``: they get an explanation only)."""
+        self.safety = safety or Safety()
+        self.privacy = privacy or Privacy(store, [StoreForgetter(store)])
+        self.admin = AdminCommands(self.safety.access, store)
+        """``/admin``; more subcommands are registered on it (:meth:`AdminCommands.register`)."""
+        self.commands: dict[str, CommandHandler] = {
+            **self.privacy.commands(),
+            "admin": self.admin.handle,
+            **(commands or {}),
+        }
+        """Commands handled outside this module (/forget, /export, /admin), by name."""
         self._explainer = explainer
         self._sentiment = sentiment
         self._generator = generator
@@ -143,7 +164,7 @@ class ConversationService:
             generator=generator,
             context=ContextBuilder(
                 tokens,
-                options.system_prompt,
+                self.safety.instructions(options.system_prompt),
                 options.prompt_budget,
                 options.assistant_name,
                 profile_budget=options.profile_tokens,
@@ -152,6 +173,7 @@ class ConversationService:
             history_turns=options.history_turns,
             jobs=jobs,
             spell=self._spell,
+            safety=self.safety,
         )
         self.answerer: Answerer = answerer or InProcessAnswerer(self.responder)
         """Who answers accepted messages (replaceable once, by the wiring)."""
@@ -191,6 +213,8 @@ class ConversationService:
         refuses the event so that the platform delivers it again.
         """
         MESSAGES.labels(message.platform).inc()
+        if (refusal := await self.safety.admit(message)) is not None:
+            return self._ready(message, refusal, kind=ReplyKind.ERROR)
         text = message.text.strip()
         if message.attachments and self.media is not None:
             refusal = self.media.check(message.attachments)
@@ -227,23 +251,30 @@ class ConversationService:
         """Take a message's text (typed, or heard or read from its files): run or store it."""
         if (command := parse_command(text)) is not None:
             return Accepted(message, command=command)
-        reading = await self._read_sentiment(text)
-        asked = await asyncio.to_thread(
-            self._store.append,
-            message.key,
-            Role.USER,
-            text,
-            user=message.user,
-            platform_message_id=message.message_id,
-            sentiment=reading,
-            expects_answer=True,
-            in_group=message.is_group,
-        )
+        screening = await self.safety.screen(message, text)
+        if screening.refusal is not None:
+            return self._ready(message, screening.refusal, kind=ReplyKind.ERROR)
+        try:
+            reading = await self._read_sentiment(text)
+            asked = await asyncio.to_thread(
+                self._store.append,
+                message.key,
+                Role.USER,
+                text,
+                user=message.user,
+                platform_message_id=message.message_id,
+                sentiment=reading,
+                expects_answer=True,
+                in_group=message.is_group,
+            )
+        except BaseException:
+            await self.safety.finish(message.user, screening.busy)
+            raise
         try:
             await asyncio.to_thread(self._learn, message.user, text, asked.id)
         except Exception:  # learning a fact is a bonus; the message is accepted
             log.exception("learning from message %s failed", asked.id)
-        return Accepted(message, message_id=asked.id)
+        return Accepted(message, message_id=asked.id, busy=screening.busy)
 
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
@@ -295,6 +326,8 @@ class ConversationService:
                 apology = ("\n\n" if shown else "") + APOLOGY
                 yield apology
                 yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
+            finally:
+                await self.safety.finish(message.user, accepted.busy)
             return
         reply = replace(reply, text=self._spell(message.platform, reply.text))
         yield reply.text
@@ -371,6 +404,8 @@ class ConversationService:
     async def rate(self, answer_id: int, user: UserRef, rating: Rating) -> Reply:
         """A 👍/👎 on one answer; a person's later rating replaces their earlier one."""
         answer = await asyncio.to_thread(self._store.answer, answer_id)
+        if answer is not None and not self.safety.access.allows_in(user, answer.conversation):
+            return Reply(kind=ReplyKind.ERROR, text=REFUSAL)
         if answer is None:
             return Reply(
                 text="I can't find that answer any more, so I could not record your rating."
@@ -397,15 +432,17 @@ class ConversationService:
     def _learn(self, user: UserRef, text: str, message_id: int) -> UserProfile:
         """The person's profile, with any facts they just shared learned (runs in a thread)."""
         profile = self._store.profile(user)
-        if not profile.learn_facts:
-            return profile
-        learned = merge_facts(profile, extract_facts(text, message_id))
+        if not profile.learn_facts or looks_like_injection(text):
+            return profile  # nothing that reads like instructions becomes a profile line
+        learned = merge_facts(profile, extract_facts(self.safety.clean(text), message_id))
         if learned is not profile:
             self._store.save_profile(user, learned)
         return learned
 
     async def _command(self, message: Message, command: Command) -> Reply:
         name = command.name
+        if (handler := self.commands.get(name)) is not None:
+            return await handler(message, command.args)
         if name == "help":
             return Reply(text=self._help())
         if name == "start":
@@ -414,12 +451,6 @@ class ConversationService:
             return await self._profile(message, command.args)
         if name == "link":
             return await self._link(message, command.args)
-        if name == "forget":
-            removed = await asyncio.to_thread(self._store.forget, message.user)
-            return Reply(
-                text="Done: I deleted everything I held about you: your messages, feedback "
-                f"and profile ({removed} item{'s' if removed != 1 else ''})."
-            )
         if name == "reset":
             await asyncio.to_thread(self._store.reset, message.key)
             return Reply(
@@ -463,7 +494,7 @@ class ConversationService:
             answer_id=answer.id,
             user=message.user,
             rating=parsed.rating,
-            correction=parsed.correction,
+            correction=self.safety.clean(parsed.correction) if parsed.correction else None,
         )
         await asyncio.to_thread(self._store.save_feedback, feedback)
         thanks = _thanks(parsed.rating)
@@ -492,7 +523,8 @@ class ConversationService:
         elif parsed.action == "training":
             profile = replace(profile, allows_training=parsed.value == "on")
         elif parsed.action == "fact":
-            profile = replace(profile, facts=(*profile.facts, Fact(parsed.value or "")))
+            fact = Fact(self.safety.clean(parsed.value or ""))
+            profile = replace(profile, facts=(*profile.facts, fact))
         elif parsed.action == "forget":
             index = int(parsed.value or 0) - 1
             if not 0 <= index < len(profile.facts):

@@ -138,11 +138,14 @@ class JobStore(Protocol):
         *,
         model_version: str,
         context: ContextReport | None,
+        blocked_reason: str | None = None,
     ) -> StoredMessage | None:
         """Store the answer and end the job ``done``, in one transaction.
 
-        Returns the stored answer; ``None`` (and nothing stored) when ``token`` no longer
-        holds the job: its lease was taken over, or it already ended.
+        ``blocked_reason`` marks an answer that moderation replaced (``text`` is then the
+        safe reply): it is kept out of training data. Returns the stored answer; ``None``
+        (and nothing stored) when ``token`` no longer holds the job: its lease was taken
+        over, or it already ended.
         """
         ...
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "ACCESS_REFUSED",
     "ANSWER_SECONDS",
+    "CANARY_LEAKS",
     "FIRST_TOKEN_SECONDS",
     "GENERATION_SECONDS",
+    "INJECTION_ATTEMPTS",
+    "LIMITS_HIT",
     "MESSAGES",
+    "MODERATION_BLOCKS",
     "QUEUE_DEPTH",
     "REPLIES",
 ]
@@ -34,4 +39,26 @@ QUEUE_DEPTH = Gauge(
     "parley_queue_depth",
     "Tasks waiting in a Celery queue (scaled deployment)",
     ["queue"],
+)
+
+ACCESS_REFUSED = Counter(
+    "parley_access_refused_total", "Messages refused by the access rules", ["platform"]
+)
+LIMITS_HIT = Counter(
+    "parley_limits_hit_total",
+    "Messages refused by a limit (person_rate, chat_rate, person_quota, chat_quota, busy)",
+    ["limit"],
+)
+MODERATION_BLOCKS = Counter(
+    "parley_moderation_blocks_total",
+    "Messages (input) refused and answers (output) replaced by moderation",
+    ["direction"],
+)
+INJECTION_ATTEMPTS = Counter(
+    "parley_injection_attempts_total",
+    "Messages or profile text that look like an attempt to override Parley's instructions",
+)
+CANARY_LEAKS = Counter(
+    "parley_canary_leaks_total",
+    "Answers blocked because they leaked the instructions (their canary, or a long quote)",
 )

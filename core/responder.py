@@ -27,6 +27,8 @@ from core.context import ContextBuilder, MessageTooLong
 from core.errors import GenerationError
 from core.generator import GenerationRequest, Generator
 from core.jobs import Claim, ClaimOutcome, Job, JobStatus
+from core.moderation import SAFE_REPLY
+from core.safety import Safety
 from core.sentiment import Sentiment, running_mood
 from core.store import Store
 from core.streaming import Streamed
@@ -109,8 +111,10 @@ class Responder:
         history_turns: int,
         jobs: JobOptions | None = None,
         spell: _Speller | None = None,
+        safety: Safety | None = None,
     ) -> None:
         self._store = store
+        self.safety = safety or Safety()
         self._generator = generator
         self._context = context
         self._max_new_tokens = max_new_tokens
@@ -170,6 +174,7 @@ class Responder:
             )
         except MessageTooLong as exc:
             await asyncio.to_thread(store.fail_job, job.message_id, str(exc), token=token)
+            await self._scrub(asked)
             yield str(exc)
             yield Reply(kind=ReplyKind.ERROR, text=str(exc))
             return
@@ -180,25 +185,47 @@ class Responder:
                 request_id=str(job.message_id),
             )
         )
+        safety = self.safety
+        gate = safety.gate(context.turns[0].content if context.turns else "")
         shown: list[str] = []
+
+        async def keep(
+            text: str, blocked: str | None = None, version: str | None = None
+        ) -> StoredMessage | None:
+            """Store the answer (redacted), and the question redacted once answered."""
+            stored = await asyncio.to_thread(
+                store.finish_job,
+                job.message_id,
+                token,
+                safety.clean(text),
+                model_version=version or self._generator.model_version,
+                context=context,
+                blocked_reason=blocked,
+            )
+            await self._scrub(asked)
+            return stored
+
         try:
             async for delta in stream:
-                shown.append(delta)
-                yield delta
+                for part in gate.feed(delta) if gate is not None else (delta,):
+                    shown.append(part)
+                    yield part
+                if gate is not None and gate.blocked is not None:
+                    await stream.aclose()
+                    break
+            else:
+                if gate is not None:
+                    for part in gate.close():
+                        shown.append(part)
+                        yield part
         except GenerationError as exc:
             log.warning("answering message %s failed: %s", job.message_id, exc)
             partial = "".join(shown).strip()
             if partial:  # what the person saw stays the answer, as when they stop it
-                await asyncio.to_thread(
-                    store.finish_job,
-                    job.message_id,
-                    token,
-                    partial,
-                    model_version=self._generator.model_version,
-                    context=context,
-                )
+                await keep(partial)
             else:
                 await asyncio.to_thread(store.fail_job, job.message_id, str(exc), token=token)
+                await self._scrub(asked)
             apology = ("\n\n" if shown else "") + APOLOGY
             yield apology
             yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
@@ -207,25 +234,18 @@ class Responder:
             # The reader went away (Ctrl-C in the console): what the person saw is kept
             # as the answer, so that the context stays true and feedback can name it.
             await stream.aclose()
-            partial = "".join(shown).strip() or "…"
-            await asyncio.to_thread(
-                store.finish_job,
-                job.message_id,
-                token,
-                partial,
-                model_version=self._generator.model_version,
-                context=context,
-            )
+            await keep("".join(shown).strip() or "…")
             raise
-        result = stream.result
-        stored = await asyncio.to_thread(
-            store.finish_job,
-            job.message_id,
-            token,
-            result.text or "…",
-            model_version=result.model_version,
-            context=context,
-        )
+        blocked = gate.blocked if gate is not None else None
+        if blocked is not None:
+            log.warning("answer to message %s blocked: %s", job.message_id, blocked)
+            text, version = SAFE_REPLY, self._generator.model_version
+        else:
+            result = stream.result
+            safety.charge(asked.user, job.key, result.prompt_tokens + result.completion_tokens)
+            # As the model wrote it: the person sees their own data; the store keeps it redacted.
+            text, version = result.text or "…", result.model_version
+        stored = await keep(text, blocked, version)
         if stored is None:
             # Another runner took the job over (this one was too slow); its answer stands.
             log.warning("message %s was answered by another runner", job.message_id)
@@ -234,6 +254,14 @@ class Responder:
             if reply is not None:
                 yield reply
             return
+        if blocked is not None:
+            yield Reply(
+                kind=ReplyKind.ANSWER,
+                text=SAFE_REPLY,
+                answer_id=stored.id,
+                model_version=stored.model_version,
+            )
+            return
         # Someone having a bad time is told how to say what went wrong: that feedback is
         # what the nightly fine-tuning learns from.
         offer = self._spell(job.key.platform, FEEDBACK_OFFER) if upset else ""
@@ -241,10 +269,16 @@ class Responder:
             yield offer
         yield Reply(
             kind=ReplyKind.ANSWER,
-            text=stored.text + offer,
+            text=text + offer,
             answer_id=stored.id,
             model_version=stored.model_version,
         )
+
+    async def _scrub(self, asked: StoredMessage) -> None:
+        """Once a question is answered (or failed), keep only its redacted text."""
+        clean = self.safety.clean(asked.text)
+        if clean != asked.text:
+            await asyncio.to_thread(self._store.replace_text, asked.id, clean)
 
     def _prepare(self, asked: StoredMessage, group: bool) -> tuple[ContextReport, int, bool]:
         """The context, answer length and mood for answering ``asked`` (runs in a thread)."""

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, FeedbackSource, VersionRates
 from core.jobs import Claim, ClaimOutcome, Job, JobStatus, JobStore, set_aside_reason
@@ -53,10 +53,13 @@ __all__ = [
     "PrivacyStore",
     "ProfileStore",
     "Store",
+    "Usage",
+    "UsageStore",
     "merge_profiles",
     "new_job_token",
     "new_link_code",
     "normalize_link_code",
+    "personal_data_json",
 ]
 
 # No 0/O, 1/I/L: a code is read on one screen and typed on another.
@@ -189,7 +192,26 @@ class IdentityStore(Protocol):
 
 
 class PrivacyStore(Protocol):
-    """Forgetting a person on request."""
+    """A person's data on request (forget, export), scrubbed after use, expired with age."""
+
+    def personal_data(self, user: UserRef) -> dict[str, Any]:
+        """Everything held about the person (every linked identity), JSON-ready, for /export.
+
+        Keys: ``identities``, ``profile``, ``messages`` (what they wrote, and the answers to
+        it, oldest first, each with its conversation) and ``feedback`` (what they gave).
+        """
+        ...
+
+    def replace_text(self, message_id: int, text: str) -> bool:
+        """Replace a stored turn's text (with its redacted form); False if it is gone."""
+        ...
+
+    def purge_before(self, older_than: datetime) -> int:
+        """Delete turns created before ``older_than`` with their jobs and feedback.
+
+        Conversations left without turns go too. Returns how many turns were deleted.
+        """
+        ...
 
     def forget(self, user: UserRef) -> int:
         """Remove everything held about a person, on every linked identity; return the count.
@@ -205,8 +227,27 @@ class PrivacyStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What Parley did since a moment: the figures of ``/admin usage``."""
+
+    messages: int
+    answers: int
+    people: int
+    blocked_answers: int
+
+
+class UsageStore(Protocol):
+    """Figures for operators."""
+
+    def usage(self, since: datetime) -> Usage:
+        """Messages people sent, answers, distinct people and blocked answers since then."""
+        ...
+
+
 class Store(
     ConversationStore,
+    UsageStore,
     FeedbackStore,
     ProfileStore,
     IdentityStore,
@@ -610,12 +651,16 @@ class MemoryStore:
             group.update(self._identities(person))
             removed: list[int] = []
             count = 0
+            mine = {t.id for ts in self._turns.values() for t in ts if theirs(t)}
+            answers = {j.answer_id for j in self._jobs.values() if j.message_id in mine}
+            shared: list[ConversationKey] = []
             for key, turns in list(self._turns.items()):
                 if not any(theirs(t) for t in turns):
                     continue
                 if any(t.user is not None and not theirs(t) for t in turns):
-                    gone = [t for t in turns if theirs(t)]
-                    self._turns[key] = [t for t in turns if not theirs(t)]
+                    shared.append(key)
+                    gone = [t for t in turns if theirs(t) or t.id in answers]
+                    self._turns[key] = [t for t in turns if not (theirs(t) or t.id in answers)]
                 else:  # nobody else wrote here: a private chat goes whole
                     gone = turns
                     del self._turns[key]
@@ -623,6 +668,18 @@ class MemoryStore:
                     count += 1
                 removed.extend(t.id for t in gone)
             count += len(removed)
+            # Other answers in shared chats whose prompts held removed turns lose them.
+            for key in shared:
+                self._turns[key] = [
+                    replace(t, context=None)
+                    if t.context is not None
+                    and any(seg.message_id in removed for seg in t.context.segments)
+                    else t
+                    for t in self._turns[key]
+                ]
+                for t in self._turns[key]:
+                    if t.id in self._answers:
+                        self._answers[t.id] = Answer(message=t, conversation=key)
             for message_id in removed:
                 self._answers.pop(message_id, None)
                 self._jobs.pop(message_id, None)
@@ -642,6 +699,85 @@ class MemoryStore:
                 del self._people[identity]
                 self._person_of.pop(identity, None)
             return count + len(group)
+
+    def personal_data(self, user: UserRef) -> dict[str, Any]:
+        me = (user.platform, user.id)
+        with self._lock:
+            if me not in self._people:
+                return personal_data_json([], None, [], [])
+            group = self._identities(self._person(me))
+            mine = {
+                t.id
+                for turns in self._turns.values()
+                for t in turns
+                if t.user is not None and (t.user.platform, t.user.id) in group
+            }
+            answers = {j.answer_id for j in self._jobs.values() if j.message_id in mine}
+            turns = [
+                (key, self._current(t))
+                for key, ts in self._turns.items()
+                for t in ts
+                if t.id in mine or t.id in answers
+            ]
+            feedback = [
+                f
+                for by_user in self._feedback.values()
+                for who, f in by_user.items()
+                if who in group
+            ]
+            identities = [UserRef(p, i, self._people[(p, i)]) for p, i in group]
+            profile = self._profiles.get(self._person(me))
+            return personal_data_json(
+                identities, profile, sorted(turns, key=lambda kt: kt[1].id), feedback
+            )
+
+    def replace_text(self, message_id: int, text: str) -> bool:
+        with self._lock:
+            return self._replace(message_id, text=text) is not None
+
+    def _replace(self, message_id: int, **changes: Any) -> StoredMessage | None:
+        """Change a stored turn in place; the caller holds the lock."""
+        for key, turns in self._turns.items():
+            for i, turn in enumerate(turns):
+                if turn.id == message_id:
+                    turns[i] = replace(turn, **changes)
+                    if message_id in self._answers:
+                        self._answers[message_id] = Answer(message=turns[i], conversation=key)
+                    return turns[i]
+        return None
+
+    def purge_before(self, older_than: datetime) -> int:
+        with self._lock:
+            count = 0
+            for key, turns in list(self._turns.items()):
+                old = {t.id for t in turns if t.created_at < older_than}
+                if not old:
+                    continue
+                count += len(old)
+                kept = [t for t in turns if t.id not in old]
+                if kept:
+                    self._turns[key] = kept
+                else:
+                    del self._turns[key]
+                    self._since.pop(key, None)
+                for message_id in old:
+                    self._answers.pop(message_id, None)
+                    self._jobs.pop(message_id, None)
+                    self._tokens.pop(message_id, None)
+                    self._feedback.pop(message_id, None)
+            return count
+
+    def usage(self, since: datetime) -> Usage:
+        with self._lock:
+            turns = [t for ts in self._turns.values() for t in ts if t.created_at >= since]
+            asked = [t for t in turns if t.role is Role.USER]
+            answers = [t for t in turns if t.role is Role.ASSISTANT]
+            return Usage(
+                messages=len(asked),
+                answers=len(answers),
+                people=len({(t.user.platform, t.user.id) for t in asked if t.user is not None}),
+                blocked_answers=sum(t.blocked_reason is not None for t in answers),
+            )
 
     def job(self, message_id: int) -> Job | None:
         with self._lock:
@@ -683,6 +819,7 @@ class MemoryStore:
         *,
         model_version: str,
         context: ContextReport | None,
+        blocked_reason: str | None = None,
     ) -> StoredMessage | None:
         with self._lock:
             job = self._jobs.get(message_id)
@@ -691,6 +828,8 @@ class MemoryStore:
             stored = self._append(
                 job.key, Role.ASSISTANT, text, model_version=model_version, context=context
             )
+            if blocked_reason is not None:
+                stored = self._replace(stored.id, blocked_reason=blocked_reason) or stored
             self._end(job, JobStatus.DONE, answer_id=stored.id)
             return stored
 
@@ -767,6 +906,53 @@ class MemoryStore:
 
 def _person_key(person: Identity) -> str:
     return f"{person[0]}:{person[1]}"
+
+
+def personal_data_json(
+    identities: list[UserRef],
+    profile: UserProfile | None,
+    turns: list[tuple[ConversationKey, StoredMessage]],
+    feedback: list[Feedback],
+) -> dict[str, Any]:
+    """The JSON form of :meth:`PrivacyStore.personal_data`, the same for every store."""
+    return {
+        "identities": [
+            {"platform": u.platform, "id": u.id, "display_name": u.display_name} for u in identities
+        ],
+        "profile": None
+        if profile is None
+        else {
+            "display_name": profile.display_name,
+            "language": profile.language,
+            "preferences": dict(profile.preferences),
+            "facts": [fact.to_json() for fact in profile.facts],
+            "learn_facts": profile.learn_facts,
+        },
+        "messages": [
+            {
+                "id": turn.id,
+                "conversation": {
+                    "platform": key.platform,
+                    "workspace": key.workspace,
+                    "chat": key.chat,
+                    "thread": key.thread,
+                },
+                "role": str(turn.role),
+                "text": turn.text,
+                "created_at": turn.created_at.isoformat(),
+            }
+            for key, turn in turns
+        ],
+        "feedback": [
+            {
+                "answer_id": f.answer_id,
+                "rating": str(f.rating) if f.rating is not None else None,
+                "correction": f.correction,
+                "given_at": f.given_at.isoformat(),
+            }
+            for f in sorted(feedback, key=lambda f: f.answer_id)
+        ],
+    }
 
 
 def _expired(job: Job, now: datetime) -> bool:

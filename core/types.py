@@ -230,6 +230,8 @@ class StoredMessage:
     model_version: str | None = None
     context: ContextReport | None = None
     sentiment: Sentiment | None = None
+    blocked_reason: str | None = None
+    """Set on an answer that moderation replaced with a safe reply: never training data."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
 from core.media import MediaIntake
+from core.privacy import Privacy
+from core.safety import Safety
 from core.sentiment import SentimentClassifier
 from core.store import MemoryStore, Store
 from core.types import Message, UserRef
@@ -51,6 +53,8 @@ def make_service(
     explainer: Explainer | None = None,
     sentiment: SentimentClassifier | None = None,
     media: MediaIntake | None = None,
+    safety: Safety | None = None,
+    privacy: Privacy | None = None,
 ) -> tuple[ConversationService, Store, EchoGenerator]:
     """A conversation service over a memory store and the echo generator."""
     store = store if store is not None else MemoryStore()
@@ -68,5 +72,7 @@ def make_service(
         explainer=explainer,
         sentiment=sentiment,
         media=media,
+        safety=safety,
+        privacy=privacy,
     )
     return service, store, generator

@@ -181,6 +181,8 @@ def scaled(redis_server: RedisServer, postgres_url: str) -> Settings:
         reconcile_after_s=6,
         reconcile_interval_s=2,
         answer_wait_s=240,
+        # These tests accept a person's messages back to back before any is answered.
+        one_answer_at_a_time=False,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -56,6 +56,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "parley.reconcile": {"queue": GENERATE_QUEUE},
             "parley.fine_tune": {"queue": TRAIN_QUEUE},
             "parley.read_media": {"queue": MEDIA_QUEUE},
+            "parley.purge": {"queue": GENERATE_QUEUE},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -70,6 +71,10 @@ def configure(app: Celery, settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.reconcile_interval_s),
                 # Runs that piled up while Redis or the workers were away are dropped.
                 "options": {"expires": settings.reconcile_interval_s},
+            },
+            "retention-purge": {
+                "task": "parley.purge",
+                "schedule": crontab(hour=2, minute=30),
             },
             "nightly-fine-tune": {
                 "task": "parley.fine_tune",

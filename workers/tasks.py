@@ -4,6 +4,7 @@
 - ``parley.reconcile()``: queue again accepted messages that show no progress (beat).
 - ``parley.fine_tune()``: the nightly fine-tuning run on the ``train`` queue (beat).
 - ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
+- ``parley.purge()``: delete conversations older than ``PARLEY_RETENTION_DAYS`` (beat).
 
 Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
 message publishes the same reply twice and stores one answer.
@@ -25,7 +26,15 @@ from workers.media import MediaOptions
 from workers.media_queue import serve_reading
 from workers.runtime import Outcome, close_worker_runtime, worker_runtime
 
-__all__ = ["answer", "enqueue_answer", "enqueue_reading", "fine_tune", "read_media", "reconcile"]
+__all__ = [
+    "answer",
+    "enqueue_answer",
+    "enqueue_reading",
+    "fine_tune",
+    "purge",
+    "read_media",
+    "reconcile",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +135,22 @@ def fine_tune() -> str:
         store.dispose()
 
 
+@app.task(name="parley.purge", acks_late=True)
+def purge() -> int:
+    """Delete conversations older than the retention setting (a no-op when it is 0)."""
+    from config.wiring import open_store
+    from core.privacy import Retention
+
+    settings = _settings()
+    if settings.retention_days <= 0:
+        return 0
+    store = open_store(settings)
+    try:
+        return Retention(store, settings.retention_days).run()
+    finally:
+        store.dispose()
+
+
 @signals.worker_ready.connect
 def _warm_up(sender: Any = None, **_: Any) -> None:
     """Check Redis's persistence and load the model before the first task arrives."""
@@ -151,3 +176,12 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
 def _release(**_: Any) -> None:
     """Free the model (and GPU memory) when the worker stops."""
     close_worker_runtime()
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **_: Any) -> None:
+    """No personal data in a worker's log lines either."""
+    from core.privacy import install_log_redaction
+
+    install_log_redaction(*logger.handlers)

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from core.privacy import install_log_redaction
+
+    install_log_redaction()  # no personal data in any log line
     try:
         settings = load_settings()
         config = SlackConfig.from_settings(settings)  # before the slow model load

@@ -327,17 +327,19 @@ class SlackAdapter:
             text = reply.text  # the core already spells commands as /parley cmd on Slack
             pictures = reply.attachments
         except Exception:
-            log.exception("Slack command %r failed", message.text)
+            log.exception("Slack command %s failed", _command_name(message.text))
             text = APOLOGY
         if pictures and message.is_group:
-            log.info("pictures of %r withheld: a channel would see them", message.text)
+            log.info(
+                "pictures of %s withheld: a channel would see them", _command_name(message.text)
+            )
             text += "\n\n" + WITHHELD.format(command=message.text)
             pictures = ()
         try:
             for part in split_mrkdwn(to_mrkdwn(text)):
                 await respond(text=part, response_type="ephemeral", replace_original=False)
         except Exception:
-            log.exception("could not answer Slack command %r", message.text)
+            log.exception("could not answer Slack command %s", _command_name(message.text))
             return
         if pictures:
             writer = ReplyWriter(self._client, channel=message.chat, thread_ts=message.thread)
@@ -381,3 +383,8 @@ def _well_formed(body: object) -> bool:
         return False
     event = body.get("event")
     return event is None or isinstance(event, dict)
+
+
+def _command_name(text: str) -> str:
+    """The command's name alone, for the log: what people type after it stays out."""
+    return text.strip().split(maxsplit=1)[0][:32] if text.strip() else "(empty)"

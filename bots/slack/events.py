@@ -123,7 +123,10 @@ def translate_event(
     kind = event.get("type")
     if kind not in ("message", "app_mention"):
         return None
-    if event.get("subtype") not in _ACCEPTED_SUBTYPES or event.get("bot_id"):
+    subtype = event.get("subtype")
+    if not isinstance(subtype, str | None) or subtype not in _ACCEPTED_SUBTYPES:
+        return None
+    if event.get("bot_id"):
         return None
     user = _str(event, "user")
     channel = _str(event, "channel")

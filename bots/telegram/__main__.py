@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from core.privacy import install_log_redaction
+
+    install_log_redaction()  # no personal data in any log line
     # httpx would log every request to Telegram, several a second while answering.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from config import load_settings

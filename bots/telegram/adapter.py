@@ -218,6 +218,11 @@ class TelegramAdapter:
                 log.warning("cannot store Telegram update %s: database down", update.update_id)
                 await self._service.release_delivery(PLATFORM, str(update.update_id))
                 return 503
+            except Exception:
+                # Fields of the wrong type that PTB let through: refused, and kept claimed
+                # so that Telegram's retries of it are acknowledged and end.
+                log.exception("refused malformed Telegram update %s", update.update_id)
+                return 400
         self._spawn(self.process(update, accepted))
         return 200
 

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram import Message as TelegramMessage
@@ -152,7 +152,7 @@ class LiveReply:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def send_pictures(self, pictures: Sequence[tuple[str, bytes]]) -> list[int]:
-        """Send ``(file name, bytes)`` pictures as photos after the text; return their ids.
+        """Send ``(file name, bytes)`` files after the text (pictures as photos); return ids.
 
         Call it after :meth:`finish`. Each photo goes to the same chat and topic and, in a
         group, replies to the same message as the text. A 429 is waited out (the photo was
@@ -165,10 +165,13 @@ class LiveReply:
             quote = ReplyParameters(message_id=self._quote, allow_sending_without_reply=True)
         sent: list[int] = []
         for name, data in pictures:
+            # Pictures show as photos; any other file (an /export's .json) as a document.
+            is_photo = name.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
+            file: dict[str, Any] = {"photo": data} if is_photo else {"document": data}
             send = functools.partial(
-                self._bot.send_photo,
+                self._bot.send_photo if is_photo else self._bot.send_document,
                 chat_id=self._chat_id,
-                photo=data,
+                **file,
                 filename=name,
                 message_thread_id=self._thread_id,
                 reply_parameters=quote,

@@ -184,7 +184,10 @@ class MessageRow(Base):
     sentiment_label: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     sentiment_confidence: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Why moderation replaced this answer with a safe reply; such answers are never
+    # training data (the feedback export filters on ``blocked_reason IS NULL``).
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class FeedbackRow(Base):

@@ -47,7 +47,14 @@ from core.errors import ConfigurationError
 from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, VersionRates
 from core.jobs import Claim, Job, JobStatus
 from core.sentiment import Mood, Sentiment
-from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
+from core.store import (
+    LINK_CODE_TTL,
+    Usage,
+    merge_profiles,
+    new_link_code,
+    normalize_link_code,
+    personal_data_json,
+)
 from core.types import (
     Answer,
     ContextReport,
@@ -450,6 +457,7 @@ class SqlStore:
         *,
         model_version: str,
         context: ContextReport | None,
+        blocked_reason: str | None = None,
     ) -> StoredMessage | None:
         """Store the answer and end the job ``done``, in one transaction, if ``token`` holds it."""
         with self._session(write=True) as s:
@@ -463,6 +471,7 @@ class SqlStore:
                 text,
                 model_version=model_version,
                 context=context,
+                blocked_reason=blocked_reason,
             )
             jobs.set_answer(s, message_id, stored.id)
             return stored
@@ -493,6 +502,16 @@ class SqlStore:
     def forget(self, user: UserRef) -> int:
         """Remove everything held about a person, on every linked identity; return the count.
 
+        On SQLite the write-ahead log is then emptied too: with ``secure_delete`` on, no
+        copy of what was deleted stays in the database's files (see :meth:`_wipe`).
+        """
+        count = self._forget(user)
+        self._wipe()
+        return count
+
+    def _forget(self, user: UserRef) -> int:
+        """Remove everything held about a person, on every linked identity; return the count.
+
         Every row is deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
         count is exact and nothing depends on SQLite's foreign-key enforcement. See
         :meth:`core.store.PrivacyStore.forget` for what goes and what is counted.
@@ -521,16 +540,140 @@ class SqlStore:
                     .order_by(ConversationRow.id)
                     .with_for_update()
                 )
-            doomed = or_(theirs, MessageRow.conversation_id.in_(private))
-            removed = select(MessageRow.id).where(doomed)
-            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(removed))
-            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(removed)))
+            # The answers to their messages go too: they quote them, in text and context.
+            answers = s.scalars(
+                select(AnswerJobRow.answer_id).where(
+                    AnswerJobRow.message_id.in_(select(MessageRow.id).where(theirs)),
+                    AnswerJobRow.answer_id.is_not(None),
+                )
+            ).all()
+            doomed = or_(
+                theirs, MessageRow.conversation_id.in_(private), MessageRow.id.in_(answers)
+            )
+            removed = set(s.scalars(select(MessageRow.id).where(doomed)).all())
+            shared = set(
+                s.scalars(select(MessageRow.conversation_id).where(theirs).distinct()).all()
+            ) - set(private)
+            ids = select(MessageRow.id).where(doomed)
+            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(ids))
+            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(ids)))
             count = _delete(s, delete(FeedbackRow).where(feedback))
             count += _delete(s, delete(MessageRow).where(doomed))
+            self._drop_contexts_with(s, shared, removed)
             count += _delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
             count += _delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
             _delete(s, delete(LinkCodeRow).where(LinkCodeRow.user_id.in_(identities)))
             return count + _delete(s, delete(UserRow).where(UserRow.id.in_(identities)))
+
+    def _drop_contexts_with(self, s: Session, conversations: set[int], removed: set[int]) -> None:
+        """Forget the prompts of other answers in shared chats that held removed turns."""
+        if not conversations or not removed:
+            return
+        rows = s.execute(
+            select(MessageRow.id, MessageRow.context).where(
+                MessageRow.conversation_id.in_(conversations), MessageRow.context.is_not(None)
+            )
+        ).all()
+        stale = [
+            row.id
+            for row in rows
+            if any(seg.get("message_id") in removed for seg in row.context.get("segments", []))
+        ]
+        if stale:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(stale))
+                .values(context=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def personal_data(self, user: UserRef) -> dict[str, Any]:
+        """Everything held about the person, JSON-ready (see the contract)."""
+        with self._session(write=False) as s:
+            found = s.execute(select(UserRow.id, UserRow.person_id).where(*_same(user))).first()
+            if found is None:
+                return personal_data_json([], None, [], [])
+            person = found.person_id or found.id
+            people = s.scalars(select(UserRow).where(_of(person)).order_by(UserRow.id)).all()
+            identities = [row.id for row in people]
+            mine = select(MessageRow.id).where(MessageRow.user_id.in_(identities))
+            answers = select(AnswerJobRow.answer_id).where(AnswerJobRow.message_id.in_(mine))
+            rows = s.execute(
+                select(MessageRow, UserRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+                .where(or_(MessageRow.id.in_(mine), MessageRow.id.in_(answers)))
+                .order_by(MessageRow.id)
+            ).all()
+            turns = [(_key(c), _stored(m, u)) for m, u, c in rows]
+            given = s.scalars(select(FeedbackRow).where(FeedbackRow.user_id.in_(identities)))
+            feedback = [
+                Feedback(
+                    answer_id=row.answer_id,
+                    user=user,
+                    rating=Rating(row.rating) if row.rating is not None else None,
+                    correction=row.correction,
+                    given_at=row.given_at,
+                )
+                for row in given
+            ]
+            profile = s.get(ProfileRow, person)
+            return personal_data_json(
+                [_user_ref(row) for row in people],
+                _profile(profile) if profile is not None else None,
+                turns,
+                feedback,
+            )
+
+    def replace_text(self, message_id: int, text: str) -> bool:
+        """Replace a stored turn's text; False if it is gone."""
+        change = update(MessageRow).where(MessageRow.id == message_id).values(text=text)
+        with self._session(write=True) as s:
+            return _rowcount(s.execute(change)) > 0
+
+    def purge_before(self, older_than: datetime) -> int:
+        """Delete turns older than ``older_than``, their jobs and feedback, empty conversations."""
+        old = select(MessageRow.id).where(MessageRow.created_at < older_than)
+        with self._session(write=True) as s:
+            _delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(old)))
+            _delete(s, delete(FeedbackRow).where(FeedbackRow.answer_id.in_(old)))
+            count = _delete(s, delete(MessageRow).where(MessageRow.created_at < older_than))
+            empty = (
+                ~select(MessageRow.id)
+                .where(MessageRow.conversation_id == ConversationRow.id)
+                .exists()
+            )
+            _delete(s, delete(ConversationRow).where(empty))
+        self._wipe()
+        return count
+
+    def usage(self, since: datetime) -> Usage:
+        """Messages, answers, distinct people and blocked answers since ``since``."""
+        recent = MessageRow.created_at >= since
+        asked = (recent, MessageRow.role == Role.USER.value)
+        answered = (recent, MessageRow.role == Role.ASSISTANT.value)
+        with self._session(write=False) as s:
+            return Usage(
+                messages=s.scalar(select(func.count()).where(*asked)) or 0,
+                answers=s.scalar(select(func.count()).where(*answered)) or 0,
+                people=s.scalar(select(func.count(func.distinct(MessageRow.user_id))).where(*asked))
+                or 0,
+                blocked_answers=s.scalar(
+                    select(func.count()).where(*answered, MessageRow.blocked_reason.is_not(None))
+                )
+                or 0,
+            )
+
+    def _wipe(self) -> None:
+        """SQLite: move the write-ahead log into the database and truncate it (best effort).
+
+        Older copies of deleted rows live on in the log's frames until a checkpoint; the
+        checkpoint waits for no reader, and one that cannot finish is done by a later one.
+        """
+        if self._engine.dialect.name != "sqlite":
+            return
+        with store_errors(self._engine), self._engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
@@ -627,6 +770,7 @@ class SqlStore:
         model_version: str | None = None,
         context: ContextReport | None = None,
         sentiment: Sentiment | None = None,
+        blocked_reason: str | None = None,
     ) -> StoredMessage:
         """Insert one turn (``user_id`` is ``user``'s row) and return it as stored."""
         row = MessageRow(
@@ -640,6 +784,7 @@ class SqlStore:
             sentiment_label=str(sentiment.label) if sentiment is not None else None,
             sentiment_score=sentiment.score if sentiment is not None else None,
             sentiment_confidence=sentiment.confidence if sentiment is not None else None,
+            blocked_reason=blocked_reason,
             created_at=utcnow(),
         )
         s.add(row)
@@ -654,6 +799,7 @@ class SqlStore:
             model_version=model_version,
             context=context,
             sentiment=sentiment,
+            blocked_reason=blocked_reason,
         )
 
     def _conversation_id(self, s: Session, key: ConversationKey) -> int:
@@ -698,6 +844,13 @@ def _of(person: int) -> ColumnElement[bool]:
     return or_(UserRow.id == person, UserRow.person_id == person)
 
 
+def _key(row: ConversationRow) -> ConversationKey:
+    """A stored conversation's key."""
+    return ConversationKey(
+        platform=row.platform, workspace=row.workspace, chat=row.chat, thread=row.thread
+    )
+
+
 def _profile(row: ProfileRow) -> UserProfile:
     """A stored profile as the rest of Parley sees it."""
     return UserProfile(
@@ -727,6 +880,7 @@ def _stored(message: MessageRow, user: UserRow | None) -> StoredMessage:
         model_version=message.model_version,
         context=ContextReport.from_json(message.context) if message.context is not None else None,
         sentiment=_sentiment(message),
+        blocked_reason=message.blocked_reason,
     )
 
 

@@ -90,6 +90,7 @@ MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PHOTO_LIMIT = 10 * 1024 * 1024  # bytes; Telegram's most for a photo sent by upload
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes; the most a bot may download through getFile
+DOCUMENT_LIMIT = 50 * 1024 * 1024  # bytes; Telegram's most for a file sent by upload
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 # Parameters that arrive JSON-encoded in a form field.
@@ -195,6 +196,7 @@ class FakeTelegram:
     _chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _photos: dict[int, list[SentPhoto]] = field(default_factory=dict)
+    _documents: dict[int, list[SentPhoto]] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _refusals: dict[str, _Refusal] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -498,6 +500,37 @@ class FakeTelegram:
         )
         self._photos.setdefault(chat_id, []).append(sent)
         return self._photo_json(sent)
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        document = params.get("document")
+        if not isinstance(document, Upload):
+            return _error(400, "Bad Request: wrong remote file identifier specified")
+        if len(document.data) > DOCUMENT_LIMIT:
+            return _error(400, "Bad Request: file is too big")
+        chat_id = int(params["chat_id"])
+        reply = params.get("reply_parameters") or {}
+        sent = SentPhoto(
+            chat_id=chat_id,
+            message_id=next(_message_ids),
+            data=document.data,
+            filename=document.filename,
+            thread_id=params.get("message_thread_id"),
+            reply_to=reply.get("message_id"),
+        )
+        self._documents.setdefault(chat_id, []).append(sent)
+        message = self._photo_json(sent)
+        del message["photo"]
+        message["document"] = {
+            "file_id": f"document-{sent.message_id}",
+            "file_unique_id": f"d{sent.message_id}",
+            "file_name": sent.filename,
+            "file_size": len(sent.data),
+        }
+        return message
+
+    def documents(self, chat_id: int) -> list[SentPhoto]:
+        """The files the bot sent as documents in a chat (sendDocument), oldest first."""
+        return list(self._documents.get(chat_id, []))
 
     async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         sent = self._find(params)
