@@ -37,6 +37,7 @@ from core.responder import JobOptions
 from core.safety import Safety
 from core.sentiment import SentimentClassifier
 from core.store import Store
+from core.versions import ModelVersions, register_admin
 from workers.explain import ModelExplainer
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
 
 
 def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgetter]:
-    """Everything /forget clears, the store last. (The training files' forgetter joins here.)"""
+    """Everything /forget clears: limits, answer streams, training files, and the store last."""
     found: list[Forgetter] = []
     if safety.limits is not None:
         found.append(LimitsForgetter(safety.limits))
@@ -269,6 +270,10 @@ def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgett
         found.append(
             RedisKeysForgetter(client, lambda person: [stream_key(i) for i in person.message_ids])
         )
+    from workers.nightly import TrainingFilesForgetter
+
+    # Before the store: the person's key for their training rows comes from it.
+    found.append(TrainingFilesForgetter(store, settings.adapters_path))
     found.append(StoreForgetter(store))
     return found
 
@@ -281,7 +286,7 @@ def _service(
     **parts: Any,
 ) -> ConversationService:
     safety = build_safety(settings)
-    return ConversationService(
+    service = ConversationService(
         store=store,
         generator=generator,
         tokens=tokens,
@@ -291,6 +296,8 @@ def _service(
         privacy=Privacy(store, forgetters(settings, store, safety)),
         **parts,
     )
+    register_admin(service.admin, ModelVersions(open_registry(store), store))
+    return service
 
 
 def build_embedded(settings: Settings, **extra_commands: str) -> Parley:

@@ -77,7 +77,8 @@ class FeedbackSource(Protocol):
         untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
     ) -> list[FeedbackRecord]:
         """Current feedback given in ``[since, until)`` on answers with a stored context,
-        oldest first. Feedback from ``untrusted_platforms`` is marked ``trusted=False``."""
+        oldest first; answers that moderation blocked are left out. Feedback from
+        ``untrusted_platforms`` is marked ``trusted=False``."""
         ...
 
     def feedback_rates(self) -> list[VersionRates]:

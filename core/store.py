@@ -512,6 +512,8 @@ class MemoryStore:
                 found = self._answers.get(answer_id)
                 if found is None or found.message.context is None:
                     continue
+                if found.message.blocked_reason is not None:  # never training data
+                    continue
                 for identity, given in by_user.items():
                     if (since is not None and given.given_at < since) or (
                         until is not None and given.given_at >= until

@@ -7,12 +7,16 @@ back, recording who asked and why.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.admin import AdminCommands
 from core.feedback_data import FeedbackSource, VersionRates
-from core.registry import AdapterRegistry, AdapterVersion
+from core.registry import AdapterRegistry, AdapterVersion, RegistryError
+from core.types import Message, Reply, ReplyKind
 
-__all__ = ["ModelVersions", "describe_rates", "describe_versions"]
+__all__ = ["ModelVersions", "describe_rates", "describe_versions", "register_admin"]
 
 
 def _figure(version: AdapterVersion, stage: str, name: str) -> str:
@@ -80,3 +84,35 @@ class ModelVersions:
         now = restored.id if restored is not None else "the base model"
         was = current.id if current is not None else "the base model"
         return f"Rolled back from {was}: serving {now} (workers switch within seconds)."
+
+
+def register_admin(admin: AdminCommands, versions: ModelVersions) -> None:
+    """Add ``/admin versions``, ``rates``, ``promote VERSION`` and ``rollback``."""
+
+    async def run(action: Callable[[], str]) -> Reply:
+        try:
+            return Reply(text=await asyncio.to_thread(action))
+        except RegistryError as exc:
+            return Reply(kind=ReplyKind.ERROR, text=f"Could not do that: {exc}.")
+
+    def who(message: Message) -> str:
+        return f"{message.user.platform}:{message.user.id} (/admin)"
+
+    async def show_versions(_: Message, args: str) -> Reply:
+        return await run(versions.versions)
+
+    async def show_rates(_: Message, args: str) -> Reply:
+        return await run(versions.rates)
+
+    async def promote(message: Message, args: str) -> Reply:
+        if not args:
+            return Reply(text="Usage: /admin promote VERSION (see /admin versions).")
+        return await run(lambda: versions.promote(args.split()[0], who(message)))
+
+    async def rollback(message: Message, args: str) -> Reply:
+        return await run(lambda: versions.rollback(who(message)))
+
+    admin.register("versions", "model versions, the one served, and their figures", show_versions)
+    admin.register("rates", "answers and feedback per model version", show_rates)
+    admin.register("promote", "serve a model version: /admin promote VERSION", promote)
+    admin.register("rollback", "serve the model version served before", rollback)

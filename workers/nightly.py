@@ -22,10 +22,17 @@ from typing import Any, Literal
 
 from config.settings import Settings
 from core.feedback_data import FeedbackSource
+from core.privacy import Person
 from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, new_adapter_id
 from core.types import utcnow
 
-__all__ = ["RUNS_FILE", "NightlyOutcome", "run_nightly", "training_options"]
+__all__ = [
+    "RUNS_FILE",
+    "NightlyOutcome",
+    "TrainingFilesForgetter",
+    "run_nightly",
+    "training_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,23 @@ class NightlyOutcome:
             else ""
         )
         return f"{head} Version {self.version_id} in {self.folder}.{accuracy}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingFilesForgetter:
+    """``/forget`` for training data: the person's rows in every run's data files.
+
+    (An adapter already trained keeps what it learned; the data it came from goes.)
+    """
+
+    feedback: FeedbackSource
+    folder: Path
+
+    def forget(self, person: Person) -> int:
+        from workers.training import forget_person
+
+        keys = {self.feedback.person_key(user) for user in person.identities}
+        return sum(forget_person(self.folder, key) for key in keys if key is not None)
 
 
 def training_options(settings: Settings) -> Any:

@@ -33,7 +33,12 @@ def feedback_records(
         .join(MessageRow, FeedbackRow.answer_id == MessageRow.id)
         .join(giver, FeedbackRow.user_id == giver.id)
         .outerjoin(ProfileRow, ProfileRow.user_id == person)
-        .where(MessageRow.role == Role.ASSISTANT.value, MessageRow.context.is_not(None))
+        .where(
+            MessageRow.role == Role.ASSISTANT.value,
+            MessageRow.context.is_not(None),
+            # Answers moderation replaced are never training data.
+            MessageRow.blocked_reason.is_(None),
+        )
         .order_by(FeedbackRow.given_at, FeedbackRow.id)
     )
     if since is not None:

@@ -44,7 +44,7 @@ class TrainingOptions:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     # Optimisation
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-4
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
