@@ -362,3 +362,34 @@ async def test_poisoned_messages_get_an_apology_and_block_nobody(
     assert job is not None
     assert job.status is JobStatus.FAILED
     assert job.attempts == 2
+
+
+def test_the_nightly_run_is_scheduled_and_runs_on_the_train_queue(
+    processes: Processes, web: Parley, tmp_path: Path
+) -> None:
+    import json
+
+    from workers.tasks import fine_tune
+
+    nightly = app.conf.beat_schedule["nightly-fine-tune"]
+    assert nightly["task"] == "parley.fine_tune"
+    assert nightly["schedule"].hour == {3}
+    assert app.conf.task_routes["parley.fine_tune"] == {"queue": "train"}
+    adapters = tmp_path / "adapters"
+    processes.env["PARLEY_ADAPTERS_DIR"] = str(adapters)
+    processes.start(
+        "trainer", "worker", "-Q", "train", "-c", "1", "-n", "train@%h",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    )  # fmt: skip
+    processes.wait_for("trainer", "ready.")
+
+    fine_tune.apply_async()
+
+    runs = adapters / "runs.jsonl"
+    deadline = time.monotonic() + 120
+    while not runs.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    processes.wait_for("trainer", "Fine-tuning skipped")
+    [run] = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert run["status"] == "skipped"
+    assert "0 new feedback items" in run["reason"]

@@ -85,9 +85,14 @@ def write_picture(
     if labels:
         bars.legend()
     colour = {"passed": "darkgreen", "rejected": "darkred"}.get(status, "dimgray")
-    wrapped = textwrap.fill(reason, width=140, max_lines=4, placeholder=" ...")
+    # One line per check of the gate (its reason joins them with "; ").
+    wrapped = "\n".join(
+        textwrap.fill(part, width=150, max_lines=2, placeholder=" ...")
+        for part in reason.split("; ")[:5]
+    )
     figure.suptitle(f"Gate: {status}\n{wrapped}", color=colour, fontsize=8)
-    figure.tight_layout()
+    lines = wrapped.count("\n") + 2
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.026 * lines))
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
