@@ -31,6 +31,8 @@ from core.safety import Safety
 from core.store import MemoryStore, Store
 from core.types import Rating, ReplyKind, Role, utcnow
 from tests.factories import make_message, make_service, make_user
+from workers.nightly import TrainingFilesForgetter
+from workers.training import TrainingOptions, build_dataset, write_dataset
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -53,7 +55,7 @@ def sql_url(request: pytest.FixtureRequest) -> str:
 
 
 async def test_forget_leaves_nothing_in_any_table_redis_key_or_file(
-    sql_url: str, redis_client: redis.Redis
+    sql_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     engine = create_engine_for(sql_url)
     store = SqlStore(engine)
@@ -68,6 +70,7 @@ async def test_forget_leaves_nothing_in_any_table_redis_key_or_file(
         [
             LimitsForgetter(limits),
             RedisKeysForgetter(redis_client, lambda p: [f"{streams}:{i}" for i in p.message_ids]),
+            TrainingFilesForgetter(store, tmp_path / "adapters"),
             StoreForgetter(store),
         ],
     )
@@ -93,6 +96,11 @@ async def test_forget_leaves_nothing_in_any_table_redis_key_or_file(
     linked = make_message(f"/link {code}", user=make_user("ada-tg", platform="tg"))
     assert (await service.handle(linked).collect()).text.startswith("Linked")
     assert redis_client.keys(f"{prefix}:*")
+    # A nightly run's data files, waiting for training, hold Ada's feedback too.
+    options = TrainingOptions(min_new_feedback=1, max_person_share=None)
+    training = build_dataset(store.feedback_records(), options)
+    write_dataset(training, tmp_path / "adapters" / "ft-1" / "data")
+    assert secret in "".join(p.read_text() for p in (tmp_path / "adapters").rglob("*.jsonl"))
 
     done = await service.handle(make_message("/forget", user=ada)).collect()
     assert done.text.startswith("Done: I deleted everything")
@@ -122,12 +130,13 @@ async def test_forget_leaves_nothing_in_any_table_redis_key_or_file(
         "You said: Bob: hello group",
     ]
     engine.dispose()
+    files = [f for f in (tmp_path / "adapters").rglob("*") if f.is_file()]
     if sql_url.startswith("sqlite:///"):
-        folder = Path(sql_url.removeprefix("sqlite:///")).parent
-        for file in folder.iterdir():
-            data = file.read_bytes()
-            for needle in needles:
-                assert needle.encode() not in data, f"{file.name} still holds {needle}"
+        files.extend(Path(sql_url.removeprefix("sqlite:///")).parent.iterdir())
+    for file in files:
+        data = file.read_bytes()
+        for needle in needles:
+            assert needle.encode() not in data, f"{file.name} still holds {needle}"
 
 
 async def test_export_sends_everything_held_as_json(store: Store) -> None:
