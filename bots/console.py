@@ -114,7 +114,8 @@ async def run_console(
             for name, data in stream.result.attachments:
                 path = pictures / f"{message.sent_at:%Y%m%d-%H%M%S}-{name}"
                 await asyncio.to_thread(_save, path, data)
-                stdout.write(f"\n(picture saved to {path})")
+                what = "picture" if name.endswith(".png") else "file"
+                stdout.write(f"\n({what} saved to {path})")
         stdout.write("\n")
         stdout.flush()
 

@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """Run one command; 0 on success, 1 when the registry refuses."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # A run shows its progress; the other commands print their answer only.
+    level = logging.INFO if args.command == "run" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from config import load_settings
     from config.wiring import open_registry, open_store
 
