@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+import redis
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
@@ -100,6 +101,30 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 # ------------------------------------ end of stores ------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# Redis: the server at PARLEY_TEST_REDIS_URL, shared; tests use key prefixes of their own.
+# Skipped when unreachable, unless PARLEY_REQUIRE_SERVICES=1 makes that a failure (CI).
+# ---------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the shared test Redis server."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        reason = f"Redis at {REDIS_URL} (PARLEY_TEST_REDIS_URL) is unreachable: {exc}"
+        if os.environ.get("PARLEY_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield client
+    client.close()
 
 
 # ---------------------------------------------------------------------------------------

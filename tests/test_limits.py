@@ -11,20 +11,8 @@ import pytest
 import redis
 
 from core.limits import Limiter, LimitOptions, Limits, MemoryLimiter, RedisLimiter
+from tests.conftest import REDIS_URL
 from tests.factories import make_message, make_user
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["memory", "redis"])

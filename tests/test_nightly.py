@@ -21,26 +21,16 @@ from core.db import SqlStore
 from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterStatus
 from core.types import ContextReport, ConversationKey, Feedback, Role, UserRef, utcnow
+from tests.test_training_run import FAST
 from workers.adapters import AdapterWatcher
 from workers.batching import BatchedGenerator
 from workers.model import LoadedModel, load_model
 from workers.nightly import RUNS_FILE, run_nightly
-from workers.training import TrainingOptions
 from workers.training.synthetic import signed_feedback
 
 pytestmark = pytest.mark.slow
 
-OPTIONS = TrainingOptions(
-    lora_targets=("q_proj", "v_proj"),
-    max_steps=6,
-    learning_rate=5e-4,
-    max_length=64,
-    min_new_feedback=10,
-    held_out_fraction=0.3,
-    max_person_share=0.25,
-    untrusted_weight=1.0,
-    regression_size=16,
-)
+OPTIONS = FAST  # the short CPU run that learns the sign-off (tests/test_training_run.py)
 
 
 @pytest.fixture

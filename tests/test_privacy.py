@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,19 +32,6 @@ from core.types import Rating, ReplyKind, Role, utcnow
 from tests.factories import make_message, make_service, make_user
 from workers.nightly import TrainingFilesForgetter
 from workers.training import TrainingOptions, build_dataset, write_dataset
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
