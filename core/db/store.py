@@ -1,6 +1,6 @@
 """The persistent store: :class:`core.store.Store` in SQLite or PostgreSQL.
 
-It behaves like :class:`core.store.MemoryStore`, which the shared test suite checks against
+It behaves like :class:`core.memory_store.MemoryStore`, which the shared test suite checks against
 all backends. Every method is one short transaction. People are created on first sight
 and keep the latest display name any platform event gave them; conversations are created
 with their first message. A person is the id of their first identity (``users.person_id``
