@@ -4,9 +4,11 @@ It behaves like :class:`core.memory_store.MemoryStore`, which the shared test su
 against all backends. Every method is one short transaction. People are created on first
 sight and keep the latest display name any platform event gave them; conversations are
 created with their first message. The statements live next door, one concern a module:
-answer jobs, and how they stay atomic across processes, in :mod:`core.db.jobs`; people,
-their profiles and link codes in :mod:`core.db.people`; forgetting, export, retention and
-usage in :mod:`core.db.privacy`; feedback for learning in :mod:`core.db.feedback`.
+conversations and their turns in :mod:`core.db.messages`; answer jobs, and how they stay
+atomic across processes, in :mod:`core.db.jobs`; people, their profiles and link codes in
+:mod:`core.db.people`; forgetting, export, retention and usage in :mod:`core.db.privacy`;
+feedback for learning in :mod:`core.db.feedback`; the shared row helpers in
+:mod:`core.db.rows`.
 """
 
 from __future__ import annotations
@@ -16,36 +18,19 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    delete,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.db import feedback, jobs, people, privacy
+from core.db import feedback, jobs, messages, people, privacy
 from core.db.engine import WRITE, store_errors
-from core.db.models import (
-    AnswerJobRow,
-    Base,
-    ConversationRow,
-    EventRow,
-    FeedbackRow,
-    MessageRow,
-    UserRow,
-)
-from core.db.rows import bulk_delete, insert_for, rowcount, stored_message, user_ref
+from core.db.models import Base, EventRow, FeedbackRow, MessageRow, UserRow
+from core.db.rows import bulk_delete, insert_for, user_ref
 from core.errors import ConfigurationError
 from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, VersionRates
 from core.jobs import Claim, Job, JobStatus
 from core.sentiment import Sentiment
-from core.store import (
-    LINK_CODE_TTL,
-    Usage,
-)
+from core.store import LINK_CODE_TTL, Usage
 from core.types import (
     Answer,
     ContextReport,
@@ -102,11 +87,11 @@ class SqlStore:
     ) -> StoredMessage:
         """Store one turn and return it with its id; with its answer job if it expects one."""
         with self._session(write=True) as s:
-            conversation_id = self._conversation_id(s, key)
+            conversation_id = messages.conversation_id(s, key)
             if expects_answer:  # before the message's id is drawn: see core.db.jobs
                 jobs.lock_conversation(s, conversation_id)
             user_id = people.user_id(s, user) if user is not None else None
-            stored = self._add_message(
+            stored = messages.add_message(
                 s,
                 conversation_id,
                 role,
@@ -126,116 +111,42 @@ class SqlStore:
         """The last ``limit`` turns since the conversation was last reset, oldest first."""
         if limit <= 0:
             return []
-        query = (
-            select(MessageRow, UserRow)
-            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-            .where(ConversationRow.key == key.encode())
-            .where(MessageRow.id > ConversationRow.context_since)
-            .order_by(MessageRow.id.desc())
-            .limit(limit)
-        )
         with self._session(write=False) as s:
-            rows = s.execute(query).all()
-            return [stored_message(message, user) for message, user in reversed(rows)]
+            return messages.history(s, key, limit)
 
     def message(self, message_id: int) -> StoredMessage | None:
         """One stored turn by its id, or ``None``."""
-        query = (
-            select(MessageRow, UserRow)
-            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-            .where(MessageRow.id == message_id)
-        )
         with self._session(write=False) as s:
-            row = s.execute(query).first()
-            return stored_message(*row) if row is not None else None
+            return messages.message(s, message_id)
 
     def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
         """What came before a message in its conversation, in answer order (see the contract)."""
         if limit <= 0:
             return []
-        conversation = (
-            select(MessageRow.conversation_id).where(MessageRow.id == message_id).scalar_subquery()
-        )
-        # An answer takes the place of the message it answers.
-        place = func.coalesce(AnswerJobRow.message_id, MessageRow.id)
-        query = (
-            select(MessageRow, UserRow)
-            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-            .outerjoin(AnswerJobRow, AnswerJobRow.answer_id == MessageRow.id)
-            .where(ConversationRow.id == conversation)
-            .where(MessageRow.id > ConversationRow.context_since)
-            .where(place < message_id)
-            .order_by(place.desc(), MessageRow.id.desc())
-            .limit(limit)
-        )
         with self._session(write=False) as s:
-            rows = s.execute(query).all()
-            return [stored_message(message, user) for message, user in reversed(rows)]
+            return messages.history_before(s, message_id, limit)
 
     def reset(self, key: ConversationKey) -> None:
         """Start a fresh context: earlier turns stay stored but leave the history."""
-        last = (
-            select(func.max(MessageRow.id))
-            .where(MessageRow.conversation_id == ConversationRow.id)
-            .scalar_subquery()
-        )
         with self._session(write=True) as s:
-            s.execute(
-                update(ConversationRow)
-                .where(ConversationRow.key == key.encode())
-                .values(context_since=func.coalesce(last, ConversationRow.context_since))
-            )
+            messages.reset(s, key)
 
     def mark_delivered(self, message_id: int, platform_message_id: str) -> None:
         """Record the platform message that shows a stored answer; raise KeyError if unknown."""
-        change = (
-            update(MessageRow)
-            .where(MessageRow.id == message_id)
-            .values(platform_message_id=platform_message_id)
-        )
         with self._session(write=True) as s:
-            if rowcount(s.execute(change)) == 0:
-                raise KeyError(f"no message with id {message_id}")
+            messages.mark_delivered(s, message_id, platform_message_id)
 
     def find_by_platform_id(
         self, key: ConversationKey, platform_message_id: str
     ) -> StoredMessage | None:
         """The newest turn of the conversation shown by that platform message, or ``None``."""
-        query = (
-            select(MessageRow, UserRow)
-            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-            .where(ConversationRow.key == key.encode())
-            .where(MessageRow.platform_message_id == platform_message_id)
-            .order_by(MessageRow.id.desc())
-            .limit(1)
-        )
         with self._session(write=False) as s:
-            row = s.execute(query).first()
-            return stored_message(*row) if row is not None else None
+            return messages.find_by_platform_id(s, key, platform_message_id)
 
     def answer(self, answer_id: int) -> Answer | None:
         """The stored answer with this id, or ``None``."""
-        query = (
-            select(MessageRow, UserRow, ConversationRow)
-            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-            .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-            .where(MessageRow.id == answer_id, MessageRow.role == Role.ASSISTANT.value)
-        )
         with self._session(write=False) as s:
-            row = s.execute(query).first()
-            if row is None:
-                return None
-            message, user, conversation = row
-            key = ConversationKey(
-                platform=conversation.platform,
-                workspace=conversation.workspace,
-                chat=conversation.chat,
-                thread=conversation.thread,
-            )
-            return Answer(message=stored_message(message, user), conversation=key)
+            return messages.answer(s, answer_id)
 
     def save_feedback(self, feedback: Feedback) -> None:
         """Store feedback; a person's later feedback on the same answer replaces theirs."""
@@ -395,7 +306,7 @@ class SqlStore:
             conversation_id = jobs.end(s, message_id, JobStatus.DONE, now=utcnow(), token=token)
             if conversation_id is None:
                 return None
-            stored = self._add_message(
+            stored = messages.add_message(
                 s,
                 conversation_id,
                 Role.ASSISTANT,
@@ -487,69 +398,3 @@ class SqlStore:
     def _insert(self, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can say what to do ON CONFLICT, in this database's dialect."""
         return insert_for(self._engine.dialect.name, table)
-
-    def _add_message(
-        self,
-        s: Session,
-        conversation_id: int,
-        role: Role,
-        text: str,
-        *,
-        user: UserRef | None = None,
-        user_id: int | None = None,
-        platform_message_id: str | None = None,
-        model_version: str | None = None,
-        context: ContextReport | None = None,
-        sentiment: Sentiment | None = None,
-        blocked_reason: str | None = None,
-    ) -> StoredMessage:
-        """Insert one turn (``user_id`` is ``user``'s row) and return it as stored."""
-        row = MessageRow(
-            conversation_id=conversation_id,
-            role=role.value,
-            user_id=user_id,
-            text=text,
-            platform_message_id=platform_message_id,
-            model_version=model_version,
-            context=context.to_json() if context is not None else None,
-            sentiment_label=str(sentiment.label) if sentiment is not None else None,
-            sentiment_score=sentiment.score if sentiment is not None else None,
-            sentiment_confidence=sentiment.confidence if sentiment is not None else None,
-            blocked_reason=blocked_reason,
-            created_at=utcnow(),
-        )
-        s.add(row)
-        s.flush()
-        return StoredMessage(
-            id=row.id,
-            role=role,
-            text=text,
-            user=user,
-            created_at=row.created_at,
-            platform_message_id=platform_message_id,
-            model_version=model_version,
-            context=context,
-            sentiment=sentiment,
-            blocked_reason=blocked_reason,
-        )
-
-    def _conversation_id(self, s: Session, key: ConversationKey) -> int:
-        """The conversation's row id, created with its first message."""
-        same = ConversationRow.key == key.encode()
-        found = s.scalar(select(ConversationRow.id).where(same))
-        if found is not None:
-            return found
-        s.execute(
-            self._insert(ConversationRow)
-            .values(
-                key=key.encode(),
-                platform=key.platform,
-                workspace=key.workspace,
-                chat=key.chat,
-                thread=key.thread,
-                context_since=0,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=[ConversationRow.key])
-        )
-        return s.execute(select(ConversationRow.id).where(same)).scalar_one()
