@@ -18,22 +18,16 @@ from dataclasses import dataclass, field, replace
 
 from core.access import REFUSAL
 from core.admin import AdminCommands
-from core.commands import (
-    COMMANDS,
-    PROFILE_FIELDS,
-    Command,
-    CommandHandler,
-    parse_command,
-    parse_feedback,
-    parse_profile,
-)
+from core.answer_commands import AnswerCommands, thanks
+from core.commands import COMMANDS, Command, CommandHandler, parse_command
 from core.context import ContextBuilder
-from core.explanation import Explainer, explain_context
+from core.explanation import Explainer
 from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
 from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.privacy import Privacy, StoreForgetter
+from core.profile_commands import ProfileCommands, describe_profile
 from core.prompt_guard import looks_like_injection
 from core.responder import (
     APOLOGY,
@@ -52,14 +46,12 @@ from core.sentiment import Sentiment, SentimentClassifier
 from core.store import Store
 from core.streaming import Streamed
 from core.types import (
-    Fact,
     Feedback,
     Message,
     Rating,
     Reply,
     ReplyKind,
     Role,
-    StoredMessage,
     UserProfile,
     UserRef,
 )
@@ -155,7 +147,10 @@ class ConversationService:
             **(commands or {}),
         }
         """Commands handled outside this module (/forget, /export, /admin), by name."""
-        self._explainer = explainer
+        self._profiles = ProfileCommands(store, self.safety.clean)
+        self._answers = AnswerCommands(
+            store, self.safety.clean, history_turns=options.history_turns, explainer=explainer
+        )
         self._sentiment = sentiment
         self._generator = generator
         self._options = options
@@ -413,7 +408,7 @@ class ConversationService:
         await asyncio.to_thread(
             self._store.save_feedback, Feedback(answer_id=answer_id, user=user, rating=rating)
         )
-        return Reply(text=_thanks(rating))
+        return Reply(text=thanks(rating))
 
     async def _read_sentiment(self, text: str) -> Sentiment | None:
         """How the message reads; ``None`` without a classifier or when it fails."""
@@ -448,127 +443,24 @@ class ConversationService:
         if name == "start":
             return Reply(text=f"Hi! I'm {self._options.assistant_name}. {self._help()}")
         if name == "profile":
-            return await self._profile(message, command.args)
+            return await self._profiles.profile(message, command.args)
         if name == "link":
-            return await self._link(message, command.args)
+            return await self._profiles.link(message, command.args)
         if name == "reset":
             await asyncio.to_thread(self._store.reset, message.key)
             return Reply(
                 text="Fresh start: I no longer see our earlier messages. (Your feedback is kept.)"
             )
         if name == "feedback":
-            return await self._feedback(message, command.args)
+            return await self._answers.feedback(message, command.args)
         if name == "explain":
-            return await self._explain(message)
+            return await self._answers.explain(message)
         return Reply(text=f"I don't know the command /{name}. {self._help()}")
 
     def _help(self) -> str:
         commands = {**COMMANDS, **self._options.extra_commands}
         lines = [f"/{name} — {about}" for name, about in commands.items()]
         return "Ask me anything, or use a command:\n" + "\n".join(lines)
-
-    async def _last_answer(self, message: Message) -> StoredMessage | None:
-        history = await asyncio.to_thread(
-            self._store.history, message.key, self._options.history_turns
-        )
-        return next((t for t in reversed(history) if t.role is Role.ASSISTANT), None)
-
-    async def _feedback(self, message: Message, args: str) -> Reply:
-        parsed = parse_feedback(args)
-        if parsed is None:
-            return Reply(
-                text="Usage: /feedback good or /feedback bad [what the answer should have been]. "
-                "For example: /feedback bad The meeting is on Tuesday."
-            )
-        answer = None
-        if message.reply_to is not None:
-            named = await asyncio.to_thread(
-                self._store.find_by_platform_id, message.key, message.reply_to
-            )
-            answer = named if named is not None and named.role is Role.ASSISTANT else None
-        if answer is None:
-            answer = await self._last_answer(message)
-        if answer is None:
-            return Reply(text="There is no answer of mine to rate yet in this conversation.")
-        feedback = Feedback(
-            answer_id=answer.id,
-            user=message.user,
-            rating=parsed.rating,
-            correction=self.safety.clean(parsed.correction) if parsed.correction else None,
-        )
-        await asyncio.to_thread(self._store.save_feedback, feedback)
-        thanks = _thanks(parsed.rating)
-        if parsed.correction:
-            thanks += " I saved your correction; it will help me learn."
-        return Reply(text=thanks)
-
-    async def _profile(self, message: Message, args: str) -> Reply:
-        parsed = parse_profile(args)
-        if parsed is None:
-            fields = ", ".join(PROFILE_FIELDS)
-            return Reply(
-                text=f"Usage: /profile to see it, /profile FIELD VALUE to set one of {fields} "
-                "(e.g. /profile length short), /profile clear [FIELD] to clear."
-            )
-        user = message.user
-        profile = await asyncio.to_thread(self._store.profile, user)
-        if parsed.action == "show":
-            identities = await asyncio.to_thread(self._store.linked_identities, user)
-            me = (user.platform, user.id)
-            others = [f"{u.platform} ({u.label})" for u in identities if (u.platform, u.id) != me]
-            linked = f"\nLinked accounts: {', '.join(others)}." if others else ""
-            return Reply(text=describe_profile(profile) + linked)
-        if parsed.action == "learning":
-            profile = replace(profile, learn_facts=parsed.value == "on")
-        elif parsed.action == "training":
-            profile = replace(profile, allows_training=parsed.value == "on")
-        elif parsed.action == "fact":
-            fact = Fact(self.safety.clean(parsed.value or ""))
-            profile = replace(profile, facts=(*profile.facts, fact))
-        elif parsed.action == "forget":
-            index = int(parsed.value or 0) - 1
-            if not 0 <= index < len(profile.facts):
-                return Reply(text=f"There is no fact {index + 1}. " + describe_profile(profile))
-            profile = replace(profile, facts=profile.facts[:index] + profile.facts[index + 1 :])
-        elif parsed.action == "clear" and parsed.field is None:
-            profile = UserProfile()
-        else:
-            profile = _set_field(profile, parsed.field or "", parsed.value)
-        await asyncio.to_thread(self._store.save_profile, user, profile)
-        return Reply(text="Saved. " + describe_profile(profile))
-
-    async def _link(self, message: Message, args: str) -> Reply:
-        code = args.strip()
-        if not code:
-            code = await asyncio.to_thread(self._store.create_link_code, message.user)
-            return Reply(
-                text=f"Your link code is {code}. Within 10 minutes, send /link {code} to me on "
-                "your other platform (Slack or Telegram) to share one profile between them."
-            )
-        owner = await asyncio.to_thread(self._store.redeem_link_code, code, message.user)
-        if owner is None:
-            return Reply(
-                text="That code is unknown, already used or expired. Send /link on your other "
-                "account to get a new one."
-            )
-        return Reply(
-            text=f"Linked: this account now shares one profile with your {owner.platform} "
-            f"account ({owner.label})."
-        )
-
-    async def _explain(self, message: Message) -> Reply:
-        answer = await self._last_answer(message)
-        if answer is None or answer.context is None:
-            return Reply(
-                text="There is nothing to explain yet: I have not answered in this conversation."
-            )
-        text = explain_context(answer)
-        if self._explainer is None:
-            return Reply(text=text)
-        explanation = await asyncio.to_thread(self._explainer.explain, answer)
-        first = (("explain.png", explanation.picture),) if explanation.picture else ()
-        attachments = (*first, *explanation.more_pictures)
-        return Reply(text="\n".join([*explanation.lines, "", text]), attachments=attachments)
 
 
 def spell(options: ConversationOptions, platform: str, text: str) -> str:
@@ -577,41 +469,3 @@ def spell(options: ConversationOptions, platform: str, text: str) -> str:
     if prefix is None:
         return text
     return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
-
-
-def _thanks(rating: Rating) -> str:
-    good = rating is Rating.GOOD
-    return "Thanks, noted that my answer was " + ("helpful." if good else "not good.")
-
-
-def describe_profile(profile: UserProfile) -> str:
-    """What Parley knows about a person, as a short text."""
-    if profile.is_empty() and profile.allows_training:
-        return "I don't know anything about you yet. Set something with /profile name Ada."
-    lines = ["What I know about you:"]
-    if profile.display_name:
-        lines.append(f"• name: {profile.display_name}")
-    if profile.language:
-        lines.append(f"• language: {profile.language}")
-    lines.extend(f"• {key}: {value}" for key, value in sorted(profile.preferences.items()))
-    for i, fact in enumerate(profile.facts, 1):
-        how = f"learned, {fact.confidence:.0%} sure" if fact.learned else "set by you"
-        hidden = " — not used: learning is off" if fact.learned and not profile.learn_facts else ""
-        lines.append(f"• fact {i}: {fact.text} ({how}){hidden}")
-    if not profile.allows_training:
-        lines.append("• training: off — your feedback is never used to train me")
-    return "\n".join(lines)
-
-
-def _set_field(profile: UserProfile, name: str, value: str | None) -> UserProfile:
-    """The profile with one field set (or cleared, when ``value`` is None)."""
-    if name == "name":
-        return replace(profile, display_name=value)
-    if name == "language":
-        return replace(profile, language=value)
-    preferences = dict(profile.preferences)
-    if value is None:
-        preferences.pop(name, None)
-    else:
-        preferences[name] = value
-    return replace(profile, preferences=preferences)

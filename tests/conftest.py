@@ -13,7 +13,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
 from core.db import SqlStore, create_engine_for, upgrade
-from core.store import MemoryStore, Store
+from core.memory_store import MemoryStore
+from core.store import Store
 
 # Property tests explore new examples on developers' machines; CI replays a fixed set, so
 # that a submission's verdict never depends on the draw. (Failures found locally are kept

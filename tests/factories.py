@@ -6,10 +6,11 @@ from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
 from core.media import MediaIntake
+from core.memory_store import MemoryStore
 from core.privacy import Privacy
 from core.safety import Safety
 from core.sentiment import SentimentClassifier
-from core.store import MemoryStore, Store
+from core.store import Store
 from core.types import Message, UserRef
 
 SYSTEM_PROMPT = "You are a test assistant."

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.context import ContextBuilder
+from core.memory_store import MemoryStore
 from core.sentiment import LexiconSentimentClassifier
-from core.store import MemoryStore
 from core.types import Fact, Role, StoredMessage, UserProfile
 from tests.factories import make_message, make_service
 from workers.explain import ModelExplainer, SegmentShare, attribute_segments, segments_heatmap

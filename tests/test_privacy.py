@@ -16,6 +16,7 @@ from core.db import SqlStore, create_engine_for
 from core.db.models import Base
 from core.generator import EchoGenerator
 from core.limits import LimitOptions, Limits, RedisLimiter
+from core.memory_store import MemoryStore
 from core.privacy import (
     EXPORT_NAME,
     LimitsForgetter,
@@ -27,7 +28,7 @@ from core.privacy import (
     install_log_redaction,
 )
 from core.safety import Safety
-from core.store import MemoryStore, Store
+from core.store import Store
 from core.types import Rating, ReplyKind, Role, utcnow
 from tests.factories import make_message, make_service, make_user
 from workers.nightly import TrainingFilesForgetter

@@ -6,10 +6,10 @@ import pytest
 
 from config.settings import DEFAULT_SYSTEM_PROMPT
 from core.conversation import ConversationOptions, ConversationService
+from core.memory_store import MemoryStore
 from core.moderation import SAFE_REPLY
 from core.prompt_guard import PromptGuard
 from core.safety import Safety
-from core.store import MemoryStore
 from core.types import ChatTurn, Role, UserProfile
 from tests.factories import make_message
 from workers.generation import TransformersGenerator
