@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from core.feedback_data import FeedbackSource
 from core.jobs import JobStore
@@ -44,7 +44,6 @@ __all__ = [
     "FeedbackStore",
     "IdentityStore",
     "JobStore",
-    "MemoryStore",
     "PrivacyStore",
     "ProfileStore",
     "Store",
@@ -335,19 +334,3 @@ def personal_data_json(
             for f in sorted(feedback, key=lambda f: f.answer_id)
         ],
     }
-
-
-if TYPE_CHECKING:
-    from core.memory_store import MemoryStore
-
-
-def __getattr__(name: str) -> Any:
-    """Keep ``from core.store import MemoryStore`` working; it lives in :mod:`core.memory_store`.
-
-    Imported on first use, because :mod:`core.memory_store` imports this module.
-    """
-    if name == "MemoryStore":
-        from core.memory_store import MemoryStore
-
-        return MemoryStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
