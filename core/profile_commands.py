@@ -57,7 +57,8 @@ class ProfileCommands:
                 return Reply(text=f"There is no fact {index + 1}. " + describe_profile(profile))
             profile = replace(profile, facts=profile.facts[:index] + profile.facts[index + 1 :])
         elif parsed.action == "clear" and parsed.field is None:
-            profile = UserProfile()
+            # What the person told Parley goes; their training choice is consent, and stays.
+            profile = UserProfile(allows_training=profile.allows_training)
         else:
             profile = _set_field(profile, parsed.field or "", parsed.value)
         await asyncio.to_thread(self._store.save_profile, user, profile)

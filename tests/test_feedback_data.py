@@ -164,3 +164,15 @@ def test_person_key_names_the_person_of_the_records(store: Store) -> None:
 
     assert store.person_key(ada) == record.person
     assert store.person_key(on_telegram) == record.person
+
+
+async def test_clearing_the_profile_keeps_the_training_choice() -> None:
+    service, store, _ = make_service()
+    ada = make_user("ada")
+    await service.handle(make_message("/profile training off", user=ada)).collect()
+    await service.handle(make_message("/profile name Ada", user=ada)).collect()
+
+    await service.handle(make_message("/profile clear", user=ada)).collect()
+
+    assert store.profile(ada).display_name is None
+    assert not store.profile(ada).allows_training
