@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_ARGS ?=
 STAMP := $(VENV)/.parley-installed
 
-.PHONY: setup chat test test-fast lint bench bench-throughput clean
+.PHONY: setup tools chat test test-fast lint bench bench-throughput clean
 
 setup: $(STAMP)
 
@@ -24,13 +24,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+tools:  ## Tesseract, espeak-ng, sox and ffmpeg (Debian packages) for voice, images and their tests
+	bash scripts/system_tools.sh
+
 chat: setup  ## talk to Parley in this terminal (embedded default: SQLite + packaged model)
 	$(BIN)/python -m bots.console
 
-test: setup  ## the whole test suite, slow model tests included
+test: setup tools  ## the whole test suite, slow model tests included
 	$(BIN)/python -m pytest
 
-test-fast: setup  ## only the fast tests
+test-fast: setup tools  ## only the fast tests
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup  ## ruff and mypy

@@ -8,6 +8,12 @@ Printed per clip: its length, the wall time, the **speed as audio seconds per wa
 the text spoken. Images: Pillow renders text, Tesseract reads it; printed per image: the wall
 time and the character error rate.
 
+Baselines in the same process: the library used plainly, the way its own documentation
+shows: ``WhisperModel(...).transcribe(file)`` with the same model, compute type, threads and
+beam size on the same clip, and the ``tesseract FILE stdout`` command on the same image. The
+ratio (Parley / baseline wall time) is what Parley's checks, decoding, limits and logging
+cost on top.
+
 Usage::
 
     python bench/media.py                      # about a minute on 2 cores
@@ -19,10 +25,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,7 +40,11 @@ sys.path.insert(0, str(ROOT))
 from config import load_settings  # noqa: E402
 from core.media import MediaKind  # noqa: E402
 from tests.media_fixtures import blank_picture, picture_with_text, speech  # noqa: E402
-from workers.media import MediaOptions, read_media  # noqa: E402
+from workers.media import (  # noqa: E402
+    MediaOptions,
+    read_media,
+    resolve_whisper,
+)
 
 SPOKEN = {
     "short": "What time is the meeting tomorrow?",
@@ -77,6 +91,28 @@ def words(text: str) -> list[str]:
     return "".join(c if c.isalnum() else " " for c in text.lower()).split()
 
 
+def median_wall(run: Callable[[], None], repeats: int) -> float:
+    """The median wall time of ``run()`` over ``repeats`` calls."""
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        walls.append(time.perf_counter() - t)
+    return statistics.median(walls)
+
+
+def plain_whisper(options: MediaOptions) -> Any:
+    """faster-whisper as its README shows it, with Parley's model and settings."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        resolve_whisper(options.whisper_model),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=options.cpu_threads,
+    )
+
+
 def main(args: argparse.Namespace) -> None:
     options = replace(MediaOptions.from_settings(load_settings()), cpu_threads=args.threads)
     clips = {name: speech(text) for name, text in SPOKEN.items()}
@@ -88,42 +124,70 @@ def main(args: argparse.Namespace) -> None:
     print(f"\nParley media benchmark: {options.whisper_model}, CPU threads {args.threads}")
     row("first voice note (model load included)", f"{first_s:.2f} s")
     print("speech (speed = audio seconds / wall seconds; higher is faster)")
-    total_audio = total_wall = 0.0
-    for name, data in clips.items():
-        walls = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            reading = read_media(MediaKind.VOICE, data, "audio/ogg", options)
-            walls.append(time.perf_counter() - t)
-        wall = statistics.median(walls)
-        seconds = reading.seconds or 0.0
-        total_audio += seconds
-        total_wall += wall
-        reference = words(SPOKEN[name])
-        wer = distance(reference, words(reading.text)) / len(reference)
-        row(
-            f"  {name:<7} {seconds:5.1f} s of speech, {len(data) // 1024} KiB",
-            f"{wall:.2f} s  {seconds / wall:4.1f}x real time  WER {wer:.1%}",
-        )
-        log(f"    heard: {reading.text}")
-    row("  all clips", f"{total_audio / total_wall:.1f}x real time")
+    baseline = plain_whisper(options)
+    total_audio = total_wall = total_base = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in clips.items():
+            readings: list[Any] = []
+
+            def parley(data: bytes = data, readings: list[Any] = readings) -> None:
+                readings.append(read_media(MediaKind.VOICE, data, "audio/ogg", options))
+
+            wall = median_wall(parley, args.repeats)
+            clip = Path(folder) / f"{name}.ogg"
+            clip.write_bytes(data)
+
+            def plain(clip: Path = clip) -> None:
+                segments, _ = baseline.transcribe(str(clip), beam_size=1)
+                list(segments)
+
+            base = median_wall(plain, args.repeats)
+            reading = readings[-1]
+            seconds = reading.seconds or 0.0
+            total_audio += seconds
+            total_wall += wall
+            total_base += base
+            reference = words(SPOKEN[name])
+            wer = distance(reference, words(reading.text)) / len(reference)
+            row(
+                f"  {name:<7} {seconds:5.1f} s of speech, {len(data) // 1024} KiB",
+                f"{wall:.2f} s  {seconds / wall:4.1f}x real time  WER {wer:.1%}  "
+                f"(plain faster-whisper {base:.2f} s, ratio {wall / base:.2f})",
+            )
+            log(f"    heard: {reading.text}")
+    row(
+        "  all clips",
+        f"{total_audio / total_wall:.1f}x real time (plain faster-whisper "
+        f"{total_audio / total_base:.1f}x, ratio {total_wall / total_base:.2f})",
+    )
 
     print("images (Tesseract)")
     pictures = {name: picture_with_text(text, "JPEG") for name, text in WRITTEN.items()}
     pictures["blank"] = blank_picture()
-    for name, data in pictures.items():
-        walls = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            reading = read_media(MediaKind.IMAGE, data, None, options)
-            walls.append(time.perf_counter() - t)
-        expected = WRITTEN.get(name, "")
-        cer = distance(list(expected), list(reading.text)) / max(1, len(expected))
-        row(
-            f"  {name:<9} {len(data) // 1024:3d} KiB",
-            f"{statistics.median(walls) * 1e3:.0f} ms  CER {cer:.1%}"
-            + ("" if expected else f"  (read {reading.text!r})"),
-        )
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in pictures.items():
+            readings: list[Any] = []
+
+            def parley_ocr(data: bytes = data, readings: list[Any] = readings) -> None:
+                readings.append(read_media(MediaKind.IMAGE, data, None, options))
+
+            wall = median_wall(parley_ocr, args.repeats)
+            image = Path(folder) / f"{name.replace(' ', '-')}.jpg"
+            image.write_bytes(data)
+
+            def plain_ocr(image: Path = image) -> None:
+                subprocess.run(["tesseract", str(image), "stdout"], capture_output=True, check=True)
+
+            base = median_wall(plain_ocr, args.repeats)
+            text = readings[-1].text
+            expected = WRITTEN.get(name, "")
+            cer = distance(list(expected), list(text)) / max(1, len(expected))
+            row(
+                f"  {name:<9} {len(data) // 1024:3d} KiB",
+                f"{wall * 1e3:.0f} ms  CER {cer:.1%}"
+                + ("" if expected else f"  (read {text!r})")
+                + f"  (plain tesseract {base * 1e3:.0f} ms, ratio {wall / base:.2f})",
+            )
 
 
 if __name__ == "__main__":
