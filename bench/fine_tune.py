@@ -9,6 +9,12 @@ the "after" scoring, the gate and the report. Prints the training throughput (ex
 tokens per second), the wall time of each part and of the whole run, and the process's peak
 resident memory. Progress goes to stderr (log lines with step counts, tqdm bars).
 
+Baseline in the same process: the same number of steps of a plain PyTorch loop (AdamW,
+causal-LM loss on the liked answers) over the same LoRA configuration, batch size and
+sequence length, with no TRL. Its examples per second against the KTO stage's say what
+preference training costs over plain supervised steps (KTO also scores a mismatched "KL"
+completion and the reference model for every example).
+
 Usage::
 
     PARLEY_MODEL_CACHE_DIR=.cache/models python bench/fine_tune.py   # about 5 minutes, 2 cores
@@ -24,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +43,45 @@ from workers.training.synthetic import signed_feedback  # noqa: E402
 
 def row(label: str, value: str) -> None:
     print(f"{label:<48} {value}")
+
+
+def plain_steps(base: Any, records: list[Any], options: TrainingOptions, steps: int) -> float:
+    """Seconds for ``steps`` plain LoRA steps on the liked answers (the baseline)."""
+    import torch
+
+    from workers.training import prepare_model
+
+    model = prepare_model(base.model, options, None)
+    model.train()
+    optimiser = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=options.learning_rate
+    )
+    tokenizer = base.tokenizer
+    liked = [r for r in records if r.rating is not None and r.rating.value == "good"]
+    texts = [
+        tokenizer.apply_chat_template(
+            [*(t.as_dict() for t in r.prompt), {"role": "assistant", "content": r.answer}],
+            tokenize=False,
+        )
+        for r in liked
+    ]
+    started = time.perf_counter()
+    for step in range(steps):
+        batch = texts[step * options.batch_size : (step + 1) * options.batch_size]
+        encoded = tokenizer(
+            batch,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=options.max_length,
+        ).to(base.device)
+        labels = encoded.input_ids.masked_fill(encoded.attention_mask == 0, -100)
+        loss = model(**encoded, labels=labels).loss
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad()
+        logging.info("plain step %d/%d loss %.4f", step + 1, steps, loss.item())
+    return time.perf_counter() - started
 
 
 def main(args: argparse.Namespace) -> None:
@@ -89,6 +135,15 @@ def main(args: argparse.Namespace) -> None:
         (
             f"{summary['examples_per_second']:.2f} examples/s, "
             f"{summary['tokens_per_second']:.0f} tokens/s"
+        ),
+    )
+    plain_s = plain_steps(base, records, options, steps)
+    plain_rate = steps * args.batch_size / plain_s
+    row(
+        "baseline: plain PyTorch LoRA steps (same run)",
+        (
+            f"{plain_s:.1f} s, {plain_rate:.2f} examples/s; KTO / plain "
+            f"{summary['examples_per_second'] / plain_rate:.2f}"
         ),
     )
     row("scoring + gate + report (rest of the run)", f"{outcome.seconds - training.seconds:.1f} s")
