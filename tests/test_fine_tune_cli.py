@@ -174,3 +174,36 @@ def test_feedback_on_a_blocked_answer_is_never_training_data(settings: Settings)
 
     assert store.feedback_records() == []
     store.dispose()
+
+
+def test_a_run_that_fails_is_logged_and_leaves_its_feedback_for_the_next(
+    settings: Settings,
+) -> None:
+    import json
+
+    from workers.nightly import RUNS_FILE, run_nightly
+    from workers.training import TrainingOptions
+
+    store = open_store(settings)
+    key = ConversationKey("slack", "T", "C")
+    context = ContextReport(
+        turns=(ChatTurn(Role.USER, "hi"),), segments=(), prompt_tokens=1, budget_tokens=9
+    )
+    answer = store.append(key, Role.ASSISTANT, "Hello", context=context)
+    store.save_feedback(Feedback(answer_id=answer.id, user=make_user(), rating=Rating.GOOD))
+
+    class Broken:
+        adapter_slot = None
+        source = None
+
+    options = TrainingOptions(min_new_feedback=1, max_person_share=None)
+    with pytest.raises(AttributeError):
+        run_nightly(settings, store, open_registry(store), options=options, base=Broken())
+
+    [run] = [json.loads(line) for line in (settings.adapters_path / RUNS_FILE).open()]
+    assert run["status"] == "failed"
+    assert "AttributeError" in run["reason"]
+    later = run_nightly(settings, store, open_registry(store), options=TrainingOptions())
+    assert later.status == "skipped"
+    assert later.since is None  # the failed run's feedback is still new
+    store.dispose()

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 RUNS_FILE = "runs.jsonl"
 """One JSON line per nightly run, in the adapters folder."""
 
-NightlyStatus = Literal["skipped", "promoted", "candidate", "rejected"]
+NightlyStatus = Literal["skipped", "promoted", "candidate", "rejected", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +101,14 @@ def training_options(settings: Settings) -> Any:
 
 
 def _last_trained_until(runs: Path) -> datetime | None:
-    """Where the window of the last run that trained ended; skipped runs take no feedback."""
+    """Where the window of the last run that trained ended; skipped and failed runs take
+    no feedback."""
     if not runs.is_file():
         return None
     until = None
     for line in runs.read_text(encoding="utf-8").splitlines():
         run = json.loads(line)
-        if run.get("status") != "skipped" and run.get("until"):
+        if run.get("status") not in ("skipped", "failed") and run.get("until"):
             until = datetime.fromisoformat(run["until"])
     return until
 
@@ -182,18 +183,24 @@ def _run(
     serving = registry.serving()
     version_id = new_adapter_id(until)
     run_dir = folder / version_id
-    model = base if base is not None else load_model(settings)
-    if model.adapter_slot is not None:
-        # Its weights may hold a merged adapter and PEFT layers: not a base to train from.
-        raise ValueError("train on a model copy of its own, not on one that serves answers")
-    result = run_fine_tune(
-        records,
-        options,
-        base=model,
-        out_dir=run_dir,
-        parent_adapter=Path(serving.path) if serving is not None else None,
-        window=(since, until),
-    )
+    try:
+        model = base if base is not None else load_model(settings)
+        if model.adapter_slot is not None:
+            # Its weights may hold a merged adapter and PEFT layers: not a base to train from.
+            raise ValueError("train on a model copy of its own, not on one that serves answers")
+        result = run_fine_tune(
+            records,
+            options,
+            base=model,
+            out_dir=run_dir,
+            parent_adapter=Path(serving.path) if serving is not None else None,
+            window=(since, until),
+        )
+    except Exception as exc:
+        # The log (and Celery) get the trace; the run log says it failed. The window stays
+        # open: the next run takes this feedback again.
+        _record(runs, NightlyOutcome("failed", f"{type(exc).__name__}: {exc}", since, until))
+        raise
     if result.status == "skipped":
         outcome = NightlyOutcome("skipped", result.reason, since, until, folder=run_dir)
         _record(runs, outcome)
