@@ -44,8 +44,7 @@ class AdapterSlot:
         """The slot of ``loaded``, made on first use."""
         if loaded.adapter_slot is None:
             loaded.adapter_slot = cls(loaded)
-        slot: AdapterSlot = loaded.adapter_slot
-        return slot
+        return loaded.adapter_slot
 
     @property
     def current(self) -> str | None:

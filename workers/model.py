@@ -32,6 +32,8 @@ from core.types import ChatTurn
 if TYPE_CHECKING:
     import torch
 
+    from workers.adapters import AdapterSlot
+
 __all__ = [
     "HfTokenCounter",
     "LoadedModel",
@@ -81,7 +83,7 @@ class LoadedModel:
     from_cache: bool
     adapter: str | None = None
     """The fine-tuned adapter merged into the weights (:mod:`workers.adapters`), if any."""
-    adapter_slot: Any = field(default=None, repr=False)
+    adapter_slot: AdapterSlot | None = field(default=None, repr=False)
     """The one :class:`workers.adapters.AdapterSlot` that switches this model's adapter."""
 
     @property

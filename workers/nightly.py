@@ -18,13 +18,17 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from config.settings import Settings
 from core.feedback_data import FeedbackSource
 from core.privacy import Person
 from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, new_adapter_id
 from core.types import utcnow
+
+if TYPE_CHECKING:
+    from workers.model import LoadedModel
+    from workers.training import TrainingOptions
 
 __all__ = [
     "RUNS_FILE",
@@ -88,8 +92,8 @@ class TrainingFilesForgetter:
         return sum(forget_person(self.folder, key) for key in keys if key is not None)
 
 
-def training_options(settings: Settings) -> Any:
-    """The training options the settings ask for (a :class:`TrainingOptions`)."""
+def training_options(settings: Settings) -> TrainingOptions:
+    """The training options the settings ask for."""
     from workers.training import TrainingOptions
 
     return TrainingOptions(
@@ -134,8 +138,8 @@ def run_nightly(
     registry: AdapterRegistry,
     *,
     now: datetime | None = None,
-    options: Any = None,
-    base: Any = None,
+    options: TrainingOptions | None = None,
+    base: LoadedModel | None = None,
 ) -> NightlyOutcome:
     """One nightly run (module docstring). ``options`` and ``base`` (a loaded model) are
     for tests and benchmarks; by default they come from the settings. One run at a time per
@@ -156,8 +160,8 @@ def _run(
     feedback: FeedbackSource,
     registry: AdapterRegistry,
     until: datetime,
-    options: Any,
-    base: Any,
+    options: TrainingOptions | None,
+    base: LoadedModel | None,
 ) -> NightlyOutcome:
     from workers.model import load_model
     from workers.training import run_fine_tune

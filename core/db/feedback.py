@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Integer, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import FeedbackRow, MessageRow, ProfileRow, UserRow
+from core.db.rows import same_identity
 from core.feedback_data import FeedbackRecord, VersionRates
 from core.types import ContextReport, Rating, Role, UserRef
 
@@ -74,9 +75,7 @@ def _key(person_id: int) -> str:
 def person_key(s: Session, user: UserRef) -> str | None:
     """The person key of ``user``'s feedback records; ``None`` for someone never seen."""
     person = s.scalar(
-        select(func.coalesce(UserRow.person_id, UserRow.id)).where(
-            UserRow.platform == user.platform, UserRow.platform_user_id == user.id
-        )
+        select(func.coalesce(UserRow.person_id, UserRow.id)).where(*same_identity(user))
     )
     return _key(person) if person is not None else None
 
