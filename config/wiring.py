@@ -41,6 +41,7 @@ from core.versions import ModelVersions, register_admin
 from workers.explain import ModelExplainer
 
 if TYPE_CHECKING:
+    from workers.adapters import AdapterWatcher
     from workers.runtime import WorkerRuntime
 
 __all__ = [
@@ -79,8 +80,8 @@ class Parley:
     service: ConversationService
     redis: Any = None
     """The scaled deployment's ``redis.asyncio.Redis`` client (``None`` when embedded)."""
-    watcher: Any = None
-    """The :class:`workers.adapters.AdapterWatcher` that follows promotions, if any."""
+    watcher: AdapterWatcher | None = None
+    """What follows the registry's promotions and rollbacks, if anything."""
     retention: Retention | None = None
     """The embedded deployment's in-process purge of old conversations."""
 
@@ -125,7 +126,7 @@ def open_registry(store: Store) -> SqlRegistry:
     return SqlRegistry(store.engine)
 
 
-def watch_adapters(settings: Settings, store: Store, generator: Any) -> Any:
+def watch_adapters(settings: Settings, store: Store, generator: Any) -> AdapterWatcher | None:
     """Follow the registry's promotions and rollbacks, for a generator that can switch."""
     if not hasattr(generator, "use_adapter") or not isinstance(store, SqlStore):
         return None
