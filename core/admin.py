@@ -21,7 +21,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from core.access import AccessPolicy
-from core.store import Store
+from core.store import UsageStore
 from core.types import Message, Reply, ReplyKind, utcnow
 
 __all__ = ["NOT_ADMIN", "AdminCommands", "Subcommand"]
@@ -54,7 +54,7 @@ def _counter(name: str, **labels: str) -> int:
 class AdminCommands:
     """The ``/admin`` command and its registry of subcommands."""
 
-    def __init__(self, access: AccessPolicy, store: Store) -> None:
+    def __init__(self, access: AccessPolicy, store: UsageStore) -> None:
         self._access = access
         self._store = store
         self.subcommands: dict[str, Subcommand] = {}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from core.commands import parse_feedback
 from core.explanation import Explainer, explain_context
-from core.store import Store
+from core.store import ConversationFeedbackStore
 from core.types import Feedback, Message, Rating, Reply, Role, StoredMessage
 
 __all__ = ["AnswerCommands", "thanks"]
@@ -24,7 +24,7 @@ class AnswerCommands:
 
     def __init__(
         self,
-        store: Store,
+        store: ConversationFeedbackStore,
         clean: Callable[[str], str],
         *,
         history_turns: int,

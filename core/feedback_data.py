@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 from core.types import ChatTurn, Rating, UserRef
 
-__all__ = ["UNTRUSTED_PLATFORMS", "FeedbackRecord", "FeedbackSource", "VersionRates"]
+__all__ = [
+    "UNTRUSTED_PLATFORMS",
+    "FeedbackRecord",
+    "FeedbackSource",
+    "FeedbackWindow",
+    "VersionRates",
+]
 
 UNTRUSTED_PLATFORMS = ("telegram",)
 """Platforms whose users are the public: their feedback is not trusted by default."""
@@ -66,19 +72,24 @@ class VersionRates:
         return self.good / self.rated if self.rated else None
 
 
+class FeedbackWindow(TypedDict, total=False):
+    """Which feedback :meth:`FeedbackSource.feedback_records` reads (all of it by default).
+
+    Feedback given in ``[since, until)`` (either end open when left out); feedback from
+    ``untrusted_platforms`` (default :data:`UNTRUSTED_PLATFORMS`) is marked ``trusted=False``.
+    """
+
+    since: datetime | None
+    until: datetime | None
+    untrusted_platforms: Collection[str]
+
+
 class FeedbackSource(Protocol):
     """Where the nightly job and the admin commands read feedback from (both stores)."""
 
-    def feedback_records(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        *,
-        untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
-    ) -> list[FeedbackRecord]:
-        """Current feedback given in ``[since, until)`` on answers with a stored context,
-        oldest first; answers that moderation blocked are left out. Feedback from
-        ``untrusted_platforms`` is marked ``trusted=False``."""
+    def feedback_records(self, **window: Unpack[FeedbackWindow]) -> list[FeedbackRecord]:
+        """Current feedback given in the window on answers with a stored context, oldest
+        first; answers that moderation blocked are left out."""
         ...
 
     def feedback_rates(self) -> list[VersionRates]:

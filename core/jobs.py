@@ -30,11 +30,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, Required, TypedDict, Unpack
 
 from core.types import ContextReport, ConversationKey, StoredMessage
 
-__all__ = ["Claim", "ClaimOutcome", "Job", "JobStatus", "JobStore", "set_aside_reason"]
+__all__ = [
+    "AnswerDetails",
+    "Claim",
+    "ClaimOutcome",
+    "Job",
+    "JobStatus",
+    "JobStore",
+    "set_aside_reason",
+]
 
 
 class JobStatus(StrEnum):
@@ -110,6 +118,18 @@ class Claim:
     """Proof of holding the lease, for finish and fail; set when CLAIMED."""
 
 
+class AnswerDetails(TypedDict, total=False):
+    """What :meth:`JobStore.finish_job` stores with an answer besides its text.
+
+    ``blocked_reason`` marks an answer that moderation replaced (its text is then the safe
+    reply): it is kept out of training data.
+    """
+
+    model_version: Required[str]
+    context: Required[ContextReport | None]
+    blocked_reason: str | None
+
+
 class JobStore(Protocol):
     """Answer jobs, kept beside the messages they answer (see the module docstring).
 
@@ -131,21 +151,12 @@ class JobStore(Protocol):
         ...
 
     def finish_job(
-        self,
-        message_id: int,
-        token: str,
-        text: str,
-        *,
-        model_version: str,
-        context: ContextReport | None,
-        blocked_reason: str | None = None,
+        self, message_id: int, token: str, text: str, **answer: Unpack[AnswerDetails]
     ) -> StoredMessage | None:
         """Store the answer and end the job ``done``, in one transaction.
 
-        ``blocked_reason`` marks an answer that moderation replaced (``text`` is then the
-        safe reply): it is kept out of training data. Returns the stored answer; ``None``
-        (and nothing stored) when ``token`` no longer holds the job: its lease was taken
-        over, or it already ended.
+        Returns the stored answer; ``None`` (and nothing stored) when ``token`` no longer
+        holds the job: its lease was taken over, or it already ended.
         """
         ...
 

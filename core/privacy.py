@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from core.commands import CommandHandler
 from core.limits import Limits
 from core.redaction import redact
-from core.store import Store
+from core.store import PrivacyStore
 from core.types import ConversationKey, Message, Reply, ReplyKind, UserRef, utcnow
 
 __all__ = [
@@ -70,7 +70,7 @@ class Forgetter(Protocol):
 class StoreForgetter:
     """The database: messages, conversations, feedback, profile, identities and links."""
 
-    store: Store
+    store: PrivacyStore
 
     def forget(self, person: Person) -> int:
         return self.store.forget(person.identities[0])
@@ -102,7 +102,7 @@ class RedisKeysForgetter:
 class Privacy:
     """``/forget`` and ``/export`` over the store and the configured forgetters."""
 
-    def __init__(self, store: Store, forgetters: Sequence[Forgetter]) -> None:
+    def __init__(self, store: PrivacyStore, forgetters: Sequence[Forgetter]) -> None:
         """``forgetters`` run in order; put the store's last, once the others are done."""
         self._store = store
         self.forgetters = list(forgetters)
@@ -166,7 +166,7 @@ class Privacy:
 class Retention:
     """Deletes conversations older than ``days`` (0: keep them)."""
 
-    def __init__(self, store: Store, days: int, *, interval_s: float = 6 * 3600) -> None:
+    def __init__(self, store: PrivacyStore, days: int, *, interval_s: float = 6 * 3600) -> None:
         self._store = store
         self.days = days
         self.interval_s = interval_s

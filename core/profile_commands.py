@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from core.commands import PROFILE_FIELDS, parse_profile
-from core.store import Store
+from core.store import PeopleStore
 from core.types import Fact, Message, Reply, UserProfile
 
 __all__ = ["ProfileCommands", "describe_profile"]
@@ -22,7 +22,7 @@ __all__ = ["ProfileCommands", "describe_profile"]
 class ProfileCommands:
     """The ``/profile`` and ``/link`` commands, over the store's profiles and identities."""
 
-    def __init__(self, store: Store, clean: Callable[[str], str]) -> None:
+    def __init__(self, store: PeopleStore, clean: Callable[[str], str]) -> None:
         self._store = store
         self._clean = clean
         """Takes personal data out of a fact before it is saved (``Safety.clean``)."""

@@ -30,7 +30,7 @@ from core.jobs import Claim, ClaimOutcome, Job, JobStatus
 from core.moderation import SAFE_REPLY
 from core.safety import Safety
 from core.sentiment import Sentiment, running_mood
-from core.store import Store
+from core.store import AnsweringStore
 from core.streaming import Streamed
 from core.types import (
     ContextReport,
@@ -104,7 +104,7 @@ class Responder:
     def __init__(
         self,
         *,
-        store: Store,
+        store: AnsweringStore,
         generator: Generator,
         context: ContextBuilder,
         max_new_tokens: int,

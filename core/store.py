@@ -1,9 +1,12 @@
-"""Where Parley keeps conversations, feedback and profiles: the contracts and a memory store.
+"""Where Parley keeps conversations, feedback and profiles: the store contracts.
 
-Seven small contracts, one per concern (answer jobs: :mod:`core.jobs`); a real store
-implements them all (see :class:`core.db.SqlStore` for SQLite and PostgreSQL).
-:class:`core.memory_store.MemoryStore` is the working in-memory implementation used by
-tests and by anything that needs no persistence.
+Small contracts, one per concern (answer jobs: :mod:`core.jobs`; feedback for learning:
+:class:`core.feedback_data.FeedbackSource`). Each consumer takes the one it uses, or a
+named join of two or three (:class:`PeopleStore`, :class:`ConversationFeedbackStore`,
+:class:`AnsweringStore`); :class:`Store` joins them all. Two stores implement every one:
+:class:`core.db.SqlStore` (SQLite and PostgreSQL) and :class:`core.memory.MemoryStore`,
+the in-memory one used by tests and by anything that needs no persistence. The helpers
+at the end are the rules both share.
 
 Store methods are synchronous: they are short, and the same store serves the Celery
 workers. Async callers run them in a thread. Turns are ordered by id; people appear with
@@ -19,7 +22,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from core.feedback_data import FeedbackSource
 from core.jobs import JobStore
@@ -39,16 +42,22 @@ from core.types import (
 __all__ = [
     "LINK_CODE_ALPHABET",
     "LINK_CODE_TTL",
+    "AnsweringStore",
+    "ConversationFeedbackStore",
     "ConversationStore",
     "EventStore",
     "FeedbackStore",
     "IdentityStore",
     "JobStore",
+    "NewTurn",
+    "PeopleStore",
     "PrivacyStore",
     "ProfileStore",
     "Store",
+    "TurnStore",
     "Usage",
     "UsageStore",
+    "draft_turn",
     "merge_profiles",
     "new_job_token",
     "new_link_code",
@@ -62,46 +71,34 @@ LINK_CODE_LENGTH = 8
 LINK_CODE_TTL = timedelta(minutes=10)
 
 
+class NewTurn(TypedDict, total=False):
+    """What :meth:`ConversationStore.append` may store with a turn besides its role and text.
+
+    With ``expects_answer`` the turn gets an answer job (:mod:`core.jobs`), ``queued``, in
+    the same transaction: either both are stored or neither is. ``in_group`` is kept with
+    the job: the message was sent in a group chat.
+    """
+
+    user: UserRef | None
+    platform_message_id: str | None
+    model_version: str | None
+    context: ContextReport | None
+    sentiment: Sentiment | None
+    expects_answer: bool
+    in_group: bool
+
+
 class ConversationStore(Protocol):
-    """Both sides of every conversation, in order."""
+    """Both sides of every conversation, in order, as the chat shows them."""
 
     def append(
-        self,
-        key: ConversationKey,
-        role: Role,
-        text: str,
-        *,
-        user: UserRef | None = None,
-        platform_message_id: str | None = None,
-        model_version: str | None = None,
-        context: ContextReport | None = None,
-        sentiment: Sentiment | None = None,
-        expects_answer: bool = False,
-        in_group: bool = False,
+        self, key: ConversationKey, role: Role, text: str, **turn: Unpack[NewTurn]
     ) -> StoredMessage:
-        """Store one turn and return it with its id.
-
-        With ``expects_answer`` the turn gets an answer job (:mod:`core.jobs`), ``queued``,
-        in the same transaction: either both are stored or neither is. ``in_group`` is
-        kept with the job: the message was sent in a group chat.
-        """
+        """Store one turn and return it with its id (and its answer job: see :class:`NewTurn`)."""
         ...
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         """The last ``limit`` turns since the conversation was last reset, oldest first."""
-        ...
-
-    def message(self, message_id: int) -> StoredMessage | None:
-        """One stored turn by its id, or ``None``."""
-        ...
-
-    def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
-        """What came before a message in its conversation: the prompt's history for it.
-
-        The last ``limit`` turns since the last reset, oldest first, in *answer order*:
-        earlier messages, each followed by its answer, even when later messages arrived
-        before that answer was made. Later messages and their answers are left out.
-        """
         ...
 
     def reset(self, key: ConversationKey) -> None:
@@ -119,19 +116,43 @@ class ConversationStore(Protocol):
         ...
 
 
+class TurnStore(Protocol):
+    """Single stored turns by id: what answering a message reads, and redaction rewrites."""
+
+    def message(self, message_id: int) -> StoredMessage | None:
+        """One stored turn by its id, or ``None``."""
+        ...
+
+    def answer(self, answer_id: int) -> Answer | None:
+        """The stored answer with this id, with its conversation, or ``None``."""
+        ...
+
+    def history_before(self, message_id: int, limit: int) -> list[StoredMessage]:
+        """What came before a message in its conversation: the prompt's history for it.
+
+        The last ``limit`` turns since the last reset, oldest first, in *answer order*:
+        earlier messages, each followed by its answer, even when later messages arrived
+        before that answer was made. Later messages and their answers are left out.
+        """
+        ...
+
+    def replace_text(self, message_id: int, text: str) -> bool:
+        """Replace a stored turn's text (with its redacted form); False if it is gone."""
+        ...
+
+
 class FeedbackStore(Protocol):
     """People's verdicts on answers."""
 
-    def answer(self, answer_id: int) -> Answer | None:
-        """The stored answer with this id, or ``None``."""
-        ...
-
     def save_feedback(self, feedback: Feedback) -> None:
-        """Store feedback; a person's later feedback on the same answer replaces theirs."""
+        """Store feedback; a person's later feedback on the same answer replaces theirs.
+
+        Raise KeyError when ``feedback.answer_id`` is no stored answer.
+        """
         ...
 
     def feedback_for(self, answer_id: int) -> list[Feedback]:
-        """All current feedback on one answer."""
+        """All current feedback on one answer, in the order people first gave it."""
         ...
 
 
@@ -186,7 +207,7 @@ class IdentityStore(Protocol):
 
 
 class PrivacyStore(Protocol):
-    """A person's data on request (forget, export), scrubbed after use, expired with age."""
+    """A person's data on request (forget, export), and expired with age (retention)."""
 
     def personal_data(self, user: UserRef) -> dict[str, Any]:
         """Everything held about the person (every linked identity), JSON-ready, for /export.
@@ -194,10 +215,6 @@ class PrivacyStore(Protocol):
         Keys: ``identities``, ``profile``, ``messages`` (what they wrote, and the answers to
         it, oldest first, each with its conversation) and ``feedback`` (what they gave).
         """
-        ...
-
-    def replace_text(self, message_id: int, text: str) -> bool:
-        """Replace a stored turn's text (with its redacted form); False if it is gone."""
         ...
 
     def purge_before(self, older_than: datetime) -> int:
@@ -239,8 +256,21 @@ class UsageStore(Protocol):
         ...
 
 
+class PeopleStore(ProfileStore, IdentityStore, Protocol):
+    """A person's profile and linked identities (``/profile``, ``/link``)."""
+
+
+class ConversationFeedbackStore(ConversationStore, FeedbackStore, Protocol):
+    """A conversation's answers and people's verdicts on them (``/feedback``, ``/explain``)."""
+
+
+class AnsweringStore(TurnStore, JobStore, ProfileStore, Protocol):
+    """What answering one message reads and writes: its job, its history, the profile."""
+
+
 class Store(
     ConversationStore,
+    TurnStore,
     UsageStore,
     FeedbackStore,
     ProfileStore,
@@ -251,7 +281,11 @@ class Store(
     FeedbackSource,
     Protocol,
 ):
-    """Everything the conversation service needs to keep."""
+    """Every contract at once: what a complete store (SQL or memory) implements.
+
+    Only the composition root and the conversation service, which hands the parts their
+    share, take the whole of it; every other consumer names the small contract it uses.
+    """
 
 
 def new_link_code() -> str:
@@ -262,6 +296,20 @@ def new_link_code() -> str:
 def new_job_token() -> str:
     """A fresh random token that proves who holds an answer job's lease."""
     return secrets.token_urlsafe(16)
+
+
+def draft_turn(role: Role, text: str, turn: NewTurn) -> StoredMessage:
+    """The turn a store is asked to keep, before it has its id (0 until the store draws it)."""
+    return StoredMessage(
+        id=0,
+        role=role,
+        text=text,
+        user=turn.get("user"),
+        platform_message_id=turn.get("platform_message_id"),
+        model_version=turn.get("model_version"),
+        context=turn.get("context"),
+        sentiment=turn.get("sentiment"),
+    )
 
 
 def normalize_link_code(code: str) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
 from core.db import SqlStore, create_engine_for, upgrade
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.store import Store
 
 # Property tests explore new examples on developers' machines; CI replays a fixed set, so

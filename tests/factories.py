@@ -6,7 +6,7 @@ from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
 from core.media import MediaIntake
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.privacy import Privacy
 from core.safety import Safety
 from core.sentiment import SentimentClassifier

@@ -9,7 +9,7 @@ import pytest
 from core.conversation import APOLOGY
 from core.errors import GenerationError, StoreError
 from core.generator import EchoGenerator, GenerationRequest, GenerationResult
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.streaming import Streamed
 from core.types import Rating, ReplyKind, Role, StoredMessage
 from tests.factories import make_message, make_service, make_user

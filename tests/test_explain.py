@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.context import ContextBuilder
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.sentiment import LexiconSentimentClassifier
 from core.types import Fact, Role, StoredMessage, UserProfile
 from tests.factories import make_message, make_service

@@ -7,7 +7,7 @@ import pytest
 from config.settings import DEFAULT_SYSTEM_PROMPT
 from core.conversation import SHORT_ANSWER_TOKENS, ConversationOptions, ConversationService
 from core.facts import MAX_LEARNED_FACTS, extract_facts, merge_facts
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.types import Fact, UserProfile
 from tests.factories import make_message, make_service, make_user
 from workers.generation import TransformersGenerator

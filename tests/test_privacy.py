@@ -16,7 +16,7 @@ from core.db import SqlStore, create_engine_for
 from core.db.models import Base
 from core.generator import EchoGenerator
 from core.limits import LimitOptions, Limits, RedisLimiter
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.privacy import (
     EXPORT_NAME,
     LimitsForgetter,

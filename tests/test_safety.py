@@ -13,7 +13,7 @@ from core.access import REFUSAL, AccessPolicy, AccessRule, parse_admins
 from core.admin import NOT_ADMIN
 from core.generator import EchoGenerator, FinishReason, GenerationRequest, GenerationResult
 from core.limits import BUSY_TEXT, LimitOptions, Limits, MemoryLimiter, describe_wait
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.moderation import INPUT_REFUSAL, SAFE_REPLY, AnswerScreen, ProfanityModerator
 from core.prompt_guard import PromptGuard, looks_like_injection, neutralize
 from core.safety import Safety

@@ -6,7 +6,7 @@ import pytest
 
 from config.settings import DEFAULT_SYSTEM_PROMPT
 from core.conversation import ConversationOptions, ConversationService
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.moderation import SAFE_REPLY
 from core.prompt_guard import PromptGuard
 from core.safety import Safety

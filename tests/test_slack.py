@@ -29,7 +29,7 @@ from config.settings import Settings
 from core.errors import ConfigurationError, StoreError
 from core.explanation import Explainer
 from core.generator import EchoGenerator, FinishReason, GenerationRequest, GenerationResult
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.store import Store
 from core.types import ConversationKey, Rating, Role
 from tests.factories import make_service

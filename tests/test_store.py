@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.db import SqlStore, create_engine_for
-from core.memory_store import MemoryStore
+from core.memory import MemoryStore
 from core.sentiment import Mood, Sentiment
 from core.store import LINK_CODE_ALPHABET, Store
 from core.types import (

@@ -170,7 +170,7 @@ def _run(
     runs = folder / RUNS_FILE
     since = _last_trained_until(runs)
     options = options or training_options(settings)
-    records = feedback.feedback_records(since, until)
+    records = feedback.feedback_records(since=since, until=until)
     log.info("Nightly fine-tuning: %d feedback items since %s", len(records), since or "the start")
     if len(records) < options.min_new_feedback:
         outcome = NightlyOutcome(

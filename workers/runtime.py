@@ -19,7 +19,7 @@ from typing import Any
 
 from config.settings import Settings
 from core.conversation import ConversationService
-from core.jobs import Claim, ClaimOutcome
+from core.jobs import Claim, ClaimOutcome, JobStore
 from core.metrics import GENERATION_SECONDS
 from core.responder import APOLOGY, Responder
 from core.types import Reply, ReplyKind, utcnow
@@ -51,6 +51,8 @@ class WorkerRuntime:
         self.settings = settings
         self.service = service
         self.responder: Responder = service.responder
+        self.jobs: JobStore = service.store
+        """The answer jobs: all this runtime reads of the store itself."""
         self.redis = redis
         self._retried = threading.Lock()
         self._reconciling = threading.Lock()
@@ -61,7 +63,7 @@ class WorkerRuntime:
         ``enqueue`` queues the task for another message (the next in the conversation).
         Raises what the store raises when the database is down, for the task to retry.
         """
-        earlier = self.service.store.job(message_id)
+        earlier = self.jobs.job(message_id)
         if earlier is not None and earlier.attempts > 0 and not earlier.status.ended:
             # A job tried before may be what killed its worker: such jobs run one at a time
             # in this process, so that a poisoned one takes no other retried job down with
@@ -90,7 +92,7 @@ class WorkerRuntime:
             StreamWriter(self.redis, message_id, job.attempts).reply(reply)
             outcome = Outcome.REPEATED if claim.outcome is ClaimOutcome.DONE else Outcome.FAILED
         if job is not None:
-            following = self.service.store.next_job(job.key)
+            following = self.jobs.next_job(job.key)
             if following is not None and following != message_id:
                 enqueue(following)
         return outcome
@@ -110,9 +112,8 @@ class WorkerRuntime:
                         writer.delta(item)
         except TimeoutError:
             log.error("answering message %s ran out of time", job.message_id)
-            store = self.service.store
             ended = await asyncio.to_thread(
-                store.fail_job, job.message_id, "time limit", token=claim.token
+                self.jobs.fail_job, job.message_id, "time limit", token=claim.token
             )
             reply = Reply(kind=ReplyKind.ERROR, text=TIMED_OUT if ended else APOLOGY)
         GENERATION_SECONDS.observe(time.perf_counter() - started)
@@ -123,7 +124,7 @@ class WorkerRuntime:
 
     def lease_left(self, message_id: int) -> float:
         """Seconds until the lease on a job runs out (0 when none holds it)."""
-        job = self.service.store.job(message_id)
+        job = self.jobs.job(message_id)
         if job is None or job.lease_until is None:
             return 0.0
         return max(0.0, (job.lease_until - utcnow()).total_seconds())
@@ -138,11 +139,10 @@ class WorkerRuntime:
             self._reconciling.release()
 
     def _reconcile(self, enqueue: Callable[[int], None]) -> int:
-        store = self.service.store
         older_than = utcnow() - timedelta(seconds=self.settings.reconcile_after_s)
-        stalled = store.stalled_jobs(older_than)
+        stalled = self.jobs.stalled_jobs(older_than)
         for message_id in stalled:
-            store.touch_job(message_id)
+            self.jobs.touch_job(message_id)
             enqueue(message_id)
         if stalled:
             log.warning("queued %d stalled message(s) again: %s", len(stalled), stalled)

@@ -15,6 +15,6 @@ does, for the database in ``PARLEY_DATABASE_URL``.
 from __future__ import annotations
 
 from core.db.engine import create_engine_for, upgrade
-from core.db.store import SqlStore
+from core.db.sql_store import SqlStore
 
 __all__ = ["SqlStore", "create_engine_for", "upgrade"]

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
 
 from core.errors import ConfigurationError, StoreError
 
@@ -31,6 +32,7 @@ __all__ = [
     "MIGRATION_LOCK",
     "SETTING",
     "WRITE",
+    "Transactions",
     "create_engine_for",
     "describe_failure",
     "store_errors",
@@ -93,6 +95,28 @@ def store_errors(engine: Engine) -> Iterator[None]:
         yield
     except (DBAPIError, PoolTimeoutError) as exc:
         raise StoreError(describe_failure(engine.url, exc)) from exc
+
+
+class Transactions:
+    """One short transaction a call, on one engine: how the SQL store and registry work.
+
+    ``with transactions(write=True) as session:`` commits at the end of the block, or
+    rolls back on an exception; a write takes SQLite's write lock when it begins, and a
+    database failure raises :class:`StoreError`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**WRITE)
+
+    @contextmanager
+    def __call__(self, *, write: bool) -> Iterator[Session]:
+        with (
+            store_errors(self.engine),
+            Session(self._writer if write else self.engine) as session,
+            session.begin(),
+        ):
+            yield session
 
 
 def describe_failure(url: URL, exc: Exception) -> str:

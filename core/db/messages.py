@@ -8,19 +8,18 @@ transaction; the ones that change rows need a write transaction.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import AnswerJobRow, ConversationRow, MessageRow, UserRow
 from core.db.rows import dialect, insert_for, rowcount, stored_message
-from core.sentiment import Sentiment
 from core.types import (
     Answer,
-    ContextReport,
     ConversationKey,
     Role,
     StoredMessage,
-    UserRef,
     utcnow,
 )
 
@@ -149,48 +148,27 @@ def answer(s: Session, answer_id: int) -> Answer | None:
 
 
 def add_message(
-    s: Session,
-    conversation_id: int,
-    role: Role,
-    text: str,
-    *,
-    user: UserRef | None = None,
-    user_id: int | None = None,
-    platform_message_id: str | None = None,
-    model_version: str | None = None,
-    context: ContextReport | None = None,
-    sentiment: Sentiment | None = None,
-    blocked_reason: str | None = None,
+    s: Session, conversation_id: int, draft: StoredMessage, *, user_id: int | None = None
 ) -> StoredMessage:
-    """Insert one turn (``user_id`` is ``user``'s row) and return it as stored."""
+    """Insert a drafted turn (``user_id`` is its writer's row) and return it as stored."""
+    sentiment = draft.sentiment
     row = MessageRow(
         conversation_id=conversation_id,
-        role=role.value,
+        role=draft.role.value,
         user_id=user_id,
-        text=text,
-        platform_message_id=platform_message_id,
-        model_version=model_version,
-        context=context.to_json() if context is not None else None,
+        text=draft.text,
+        platform_message_id=draft.platform_message_id,
+        model_version=draft.model_version,
+        context=draft.context.to_json() if draft.context is not None else None,
         sentiment_label=str(sentiment.label) if sentiment is not None else None,
         sentiment_score=sentiment.score if sentiment is not None else None,
         sentiment_confidence=sentiment.confidence if sentiment is not None else None,
-        blocked_reason=blocked_reason,
-        created_at=utcnow(),
+        blocked_reason=draft.blocked_reason,
+        created_at=draft.created_at,
     )
     s.add(row)
     s.flush()
-    return StoredMessage(
-        id=row.id,
-        role=role,
-        text=text,
-        user=user,
-        created_at=row.created_at,
-        platform_message_id=platform_message_id,
-        model_version=model_version,
-        context=context,
-        sentiment=sentiment,
-        blocked_reason=blocked_reason,
-    )
+    return replace(draft, id=row.id, created_at=row.created_at)
 
 
 def conversation_id(s: Session, key: ConversationKey) -> int:

@@ -6,14 +6,11 @@ Promotion and rollback are one write transaction each, so every process polling
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
 
-from core.db.engine import WRITE, store_errors
+from core.db.engine import Transactions
 from core.db.models import AdapterRow
 from core.registry import AdapterStatus, AdapterVersion, RegistryError
 from core.types import utcnow
@@ -25,8 +22,7 @@ class SqlRegistry:
     """Adapter versions in the ``model_adapters`` table (migration 0006)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._writer = engine.execution_options(**WRITE)
+        self._session = Transactions(engine)
 
     def add(self, version: AdapterVersion) -> None:
         """Record a new version."""
@@ -85,15 +81,6 @@ class SqlRegistry:
             previous.status = AdapterStatus.SERVING.value
             previous.served_at = utcnow()
             return _version(previous)
-
-    @contextmanager
-    def _session(self, *, write: bool) -> Iterator[Session]:
-        with (
-            store_errors(self._engine),
-            Session(self._writer if write else self._engine) as session,
-            session.begin(),
-        ):
-            yield session
 
 
 def _row(version: AdapterVersion) -> AdapterRow:

@@ -1,6 +1,6 @@
-"""The persistent store: :class:`core.store.Store` in SQLite or PostgreSQL.
+"""The SQL store: :class:`core.store.Store` in SQLite or PostgreSQL.
 
-It behaves like :class:`core.memory_store.MemoryStore`, which the shared test suite checks
+It behaves like :class:`core.memory.MemoryStore`, which the shared test suite checks
 against all backends. Every method is one short transaction. People are created on first
 sight and keep the latest display name any platform event gave them; conversations are
 created with their first message. The statements live next door, one concern a module:
@@ -13,27 +13,27 @@ feedback for learning in :mod:`core.db.feedback`; the shared row helpers in
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from core.db import feedback, jobs, messages, people, privacy
-from core.db.engine import WRITE, store_errors
+from core.db.engine import Transactions, store_errors
 from core.db.models import Base, EventRow, FeedbackRow, MessageRow, UserRow
 from core.db.rows import bulk_delete, insert_for, user_ref
 from core.errors import ConfigurationError
-from core.feedback_data import UNTRUSTED_PLATFORMS, FeedbackRecord, VersionRates
-from core.jobs import Claim, Job, JobStatus
-from core.sentiment import Sentiment
-from core.store import LINK_CODE_TTL, Usage
+from core.feedback_data import (
+    UNTRUSTED_PLATFORMS,
+    FeedbackRecord,
+    FeedbackWindow,
+    VersionRates,
+)
+from core.jobs import AnswerDetails, Claim, Job, JobStatus
+from core.store import LINK_CODE_TTL, NewTurn, Usage, draft_turn
 from core.types import (
     Answer,
-    ContextReport,
     ConversationKey,
     Feedback,
     Rating,
@@ -60,7 +60,7 @@ class SqlStore:
         if engine.dialect.name not in _DIALECTS:
             raise ConfigurationError(f"Parley cannot store in {engine.dialect.name} databases")
         self._engine = engine
-        self._writer = engine.execution_options(**WRITE)
+        self._session = Transactions(engine)
 
     @property
     def engine(self) -> Engine:
@@ -72,38 +72,19 @@ class SqlStore:
         self._engine.dispose()
 
     def append(
-        self,
-        key: ConversationKey,
-        role: Role,
-        text: str,
-        *,
-        user: UserRef | None = None,
-        platform_message_id: str | None = None,
-        model_version: str | None = None,
-        context: ContextReport | None = None,
-        sentiment: Sentiment | None = None,
-        expects_answer: bool = False,
-        in_group: bool = False,
+        self, key: ConversationKey, role: Role, text: str, **turn: Unpack[NewTurn]
     ) -> StoredMessage:
         """Store one turn and return it with its id; with its answer job if it expects one."""
+        user, expects_answer = turn.get("user"), turn.get("expects_answer", False)
         with self._session(write=True) as s:
             conversation_id = messages.conversation_id(s, key)
             if expects_answer:  # before the message's id is drawn: see core.db.jobs
                 jobs.lock_conversation(s, conversation_id)
             user_id = people.user_id(s, user) if user is not None else None
-            stored = messages.add_message(
-                s,
-                conversation_id,
-                role,
-                text,
-                user=user,
-                user_id=user_id,
-                platform_message_id=platform_message_id,
-                model_version=model_version,
-                context=context,
-                sentiment=sentiment,
-            )
+            draft = draft_turn(role, text, turn)
+            stored = messages.add_message(s, conversation_id, draft, user_id=user_id)
             if expects_answer:
+                in_group = turn.get("in_group", False)
                 jobs.open_job(s, stored.id, conversation_id, stored.created_at, in_group=in_group)
             return stored
 
@@ -170,16 +151,12 @@ class SqlStore:
                 )
             )
 
-    def feedback_records(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        *,
-        untrusted_platforms: Collection[str] = UNTRUSTED_PLATFORMS,
-    ) -> list[FeedbackRecord]:
+    def feedback_records(self, **window: Unpack[FeedbackWindow]) -> list[FeedbackRecord]:
         """See :meth:`core.feedback_data.FeedbackSource.feedback_records`."""
+        since, until = window.get("since"), window.get("until")
+        untrusted = window.get("untrusted_platforms", UNTRUSTED_PLATFORMS)
         with self._session(write=False) as s:
-            return feedback.feedback_records(s, since, until, untrusted_platforms)
+            return feedback.feedback_records(s, since, until, untrusted)
 
     def person_key(self, user: UserRef) -> str | None:
         """See :meth:`core.feedback_data.FeedbackSource.person_key`."""
@@ -292,29 +269,15 @@ class SqlStore:
             )
 
     def finish_job(
-        self,
-        message_id: int,
-        token: str,
-        text: str,
-        *,
-        model_version: str,
-        context: ContextReport | None,
-        blocked_reason: str | None = None,
+        self, message_id: int, token: str, text: str, **answer: Unpack[AnswerDetails]
     ) -> StoredMessage | None:
         """Store the answer and end the job ``done``, in one transaction, if ``token`` holds it."""
         with self._session(write=True) as s:
             conversation_id = jobs.end(s, message_id, JobStatus.DONE, now=utcnow(), token=token)
             if conversation_id is None:
                 return None
-            stored = messages.add_message(
-                s,
-                conversation_id,
-                Role.ASSISTANT,
-                text,
-                model_version=model_version,
-                context=context,
-                blocked_reason=blocked_reason,
-            )
+            draft = StoredMessage(id=0, role=Role.ASSISTANT, text=text, **answer)
+            stored = messages.add_message(s, conversation_id, draft)
             jobs.set_answer(s, message_id, stored.id)
             return stored
 
@@ -384,16 +347,6 @@ class SqlStore:
             return
         with store_errors(self._engine), self._engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    @contextmanager
-    def _session(self, *, write: bool) -> Iterator[Session]:
-        """One transaction; a write takes SQLite's write lock when it begins."""
-        with (
-            store_errors(self._engine),
-            Session(self._writer if write else self._engine) as session,
-            session.begin(),
-        ):
-            yield session
 
     def _insert(self, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can say what to do ON CONFLICT, in this database's dialect."""

@@ -1,0 +1,140 @@
+"""Answer jobs in memory: :class:`core.jobs.JobStore` for :class:`core.memory.MemoryStore`.
+
+The same lifecycle as :mod:`core.db.jobs`, each step atomic under the state's lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Unpack
+
+from core.jobs import AnswerDetails, Claim, ClaimOutcome, Job, JobStatus, set_aside_reason
+from core.memory.state import MemoryPart
+from core.store import new_job_token
+from core.types import ConversationKey, Role, StoredMessage, utcnow
+
+__all__ = ["MemoryJobs"]
+
+
+class MemoryJobs(MemoryPart):
+    """:class:`core.jobs.JobStore` in memory."""
+
+    def job(self, message_id: int) -> Job | None:
+        with self._state.lock:
+            return self._state.jobs.get(message_id)
+
+    def claim_job(self, message_id: int, *, lease_seconds: float, max_attempts: int) -> Claim:
+        now = utcnow()
+        state = self._state
+        with state.lock:
+            job = state.jobs.get(message_id)
+            if job is None:
+                return Claim(ClaimOutcome.UNKNOWN)
+            if job.status is JobStatus.DONE:
+                return Claim(ClaimOutcome.DONE, job)
+            if job.status is JobStatus.FAILED:
+                return Claim(ClaimOutcome.FAILED, job)
+            if job.status is JobStatus.RUNNING and not _expired(job, now):
+                return Claim(ClaimOutcome.BUSY, job)
+            if self._waits(job):
+                return Claim(ClaimOutcome.WAIT, job)
+            if job.attempts >= max_attempts:
+                error = set_aside_reason(job.attempts)
+                return Claim(ClaimOutcome.SET_ASIDE, self._end(job, JobStatus.FAILED, error=error))
+            token = new_job_token()
+            state.tokens[message_id] = token
+            state.jobs[message_id] = job = replace(
+                job,
+                status=JobStatus.RUNNING,
+                attempts=job.attempts + 1,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            return Claim(ClaimOutcome.CLAIMED, job, token)
+
+    def finish_job(
+        self, message_id: int, token: str, text: str, **answer: Unpack[AnswerDetails]
+    ) -> StoredMessage | None:
+        state = self._state
+        with state.lock:
+            job = state.jobs.get(message_id)
+            if job is None or not self._holds(job, token):
+                return None
+            draft = StoredMessage(id=0, role=Role.ASSISTANT, text=text, **answer)
+            stored = state.add_turn(job.key, draft)
+            self._end(job, JobStatus.DONE, answer_id=stored.id)
+            return stored
+
+    def fail_job(self, message_id: int, reason: str, *, token: str | None = None) -> bool:
+        with self._state.lock:
+            job = self._state.jobs.get(message_id)
+            if job is None or job.status.ended:
+                return False
+            if token is not None and not self._holds(job, token):
+                return False
+            self._end(job, JobStatus.FAILED, error=reason)
+            return True
+
+    def next_job(self, key: ConversationKey) -> int | None:
+        with self._state.lock:
+            open_jobs = (j for j in self._state.jobs.values() if j.key == key)
+            return min((j.message_id for j in open_jobs if not j.status.ended), default=None)
+
+    def stalled_jobs(self, older_than: datetime, *, limit: int = 100) -> list[int]:
+        now = utcnow()
+        with self._state.lock:
+            heads: dict[ConversationKey, Job] = {}
+            for job in sorted(self._state.jobs.values(), key=lambda j: j.message_id):
+                if not job.status.ended:
+                    heads.setdefault(job.key, job)
+            stalled = [
+                job.message_id
+                for job in heads.values()
+                if (job.status is JobStatus.QUEUED and job.updated_at < older_than)
+                or (job.status is JobStatus.RUNNING and _expired(job, now))
+            ]
+            return sorted(stalled)[: max(limit, 0)]
+
+    def touch_job(self, message_id: int) -> None:
+        with self._state.lock:
+            job = self._state.jobs.get(message_id)
+            if job is not None and not job.status.ended:
+                self._state.jobs[message_id] = replace(job, updated_at=utcnow())
+
+    def _holds(self, job: Job, token: str) -> bool:
+        """Whether ``token`` holds the job: it runs under that lease, expired or not."""
+        return job.status is JobStatus.RUNNING and self._state.tokens.get(job.message_id) == token
+
+    def _waits(self, job: Job) -> bool:
+        """Whether an earlier job of the same conversation has not ended yet."""
+        return any(
+            other.key == job.key and other.message_id < job.message_id and not other.status.ended
+            for other in self._state.jobs.values()
+        )
+
+    def _end(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        answer_id: int | None = None,
+        error: str | None = None,
+    ) -> Job:
+        """End the job with its one outcome; the caller holds the lock."""
+        self._state.tokens.pop(job.message_id, None)
+        ended = replace(
+            job,
+            status=status,
+            lease_until=None,
+            answer_id=answer_id,
+            error=error,
+            updated_at=utcnow(),
+        )
+        self._state.jobs[job.message_id] = ended
+        return ended
+
+
+def _expired(job: Job, now: datetime) -> bool:
+    """Whether a running job's lease has run out (its runner is presumed dead)."""
+    return job.lease_until is not None and job.lease_until < now
