@@ -1,6 +1,6 @@
 """The tables behind :class:`core.db.SqlStore`, as SQLAlchemy declarative models.
 
-``migrations/versions`` creates exactly these tables; ``tests/test_store.py`` checks that
+``migrations/versions`` creates exactly these tables; ``tests/test_db.py`` checks that
 autogenerate finds no difference, so a change here needs a migration next to it::
 
     alembic revision --autogenerate -m "what changed"
