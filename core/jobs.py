@@ -41,7 +41,9 @@ __all__ = [
     "Job",
     "JobStatus",
     "JobStore",
+    "lease_expired",
     "set_aside_reason",
+    "settled_claim",
 ]
 
 
@@ -128,6 +130,26 @@ class AnswerDetails(TypedDict, total=False):
     model_version: Required[str]
     context: Required[ContextReport | None]
     blocked_reason: str | None
+
+
+def lease_expired(job: Job, now: datetime) -> bool:
+    """Whether a running job's lease has run out (its runner is presumed dead)."""
+    return job.lease_until is not None and job.lease_until < now
+
+
+def settled_claim(job: Job, now: datetime) -> Claim | None:
+    """What a claim says of a job nobody may take: ended, or held under a live lease.
+
+    ``None`` when the job is free as far as it alone goes (the store then checks the
+    order of its conversation and its attempts).
+    """
+    if job.status is JobStatus.DONE:
+        return Claim(ClaimOutcome.DONE, job)
+    if job.status is JobStatus.FAILED:
+        return Claim(ClaimOutcome.FAILED, job)
+    if job.status is JobStatus.RUNNING and not lease_expired(job, now):
+        return Claim(ClaimOutcome.BUSY, job)
+    return None
 
 
 class JobStore(Protocol):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
 from core.store import Store
 from core.types import (
     ChatTurn,
@@ -45,3 +49,31 @@ def chat(store: Store, key: ConversationKey, turns: int) -> list[StoredMessage]:
         else store.append(key, Role.ASSISTANT, f"answer {i}", model_version="v1")
         for i in range(turns)
     ]
+
+
+T = TypeVar("T")
+
+
+def together(threads: int, work: Callable[[int], T]) -> dict[int, T]:
+    """Run ``work(n)`` on ``threads`` threads released at once; each result by its ``n``.
+
+    An exception in any thread fails the test.
+    """
+    start = threading.Barrier(threads)
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            results[n] = work(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    return results

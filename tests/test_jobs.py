@@ -8,7 +8,6 @@ across processes in tests/test_jobs_sql.py.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
@@ -35,6 +34,7 @@ from tests.job_fixtures import (
     finish,
     report,
 )
+from tests.store_fixtures import together
 
 # ---- Opening and the lifecycle ---------------------------------------------------------------
 
@@ -157,24 +157,11 @@ def test_of_concurrent_finishes_with_one_token_exactly_one_stores_its_answer(
     claimed = claim(store, question)
     assert claimed.token is not None
     threads = 8
-    start = threading.Barrier(threads)
-    results: dict[int, StoredMessage | None] = {}
-    errors: list[BaseException] = []
 
-    def work(n: int) -> None:
-        try:
-            start.wait()
-            results[n] = finish(store, question, claimed.token or "", f"answer {n}")
-        except BaseException as exc:
-            errors.append(exc)
+    def work(n: int) -> StoredMessage | None:
+        return finish(store, question, claimed.token or "", f"answer {n}")
 
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    results = together(threads, work)
     won = [answer for answer in results.values() if answer is not None]
     assert len(results) == threads
     assert len(won) == 1
@@ -187,24 +174,8 @@ def test_of_concurrent_finishes_with_one_token_exactly_one_stores_its_answer(
 def test_of_concurrent_claims_exactly_one_holds_the_job(store: Store) -> None:
     question = ask(store)
     threads = 8
-    start = threading.Barrier(threads)
-    claims: dict[int, Claim] = {}
-    errors: list[BaseException] = []
 
-    def work(n: int) -> None:
-        try:
-            start.wait()
-            claims[n] = claim(store, question)
-        except BaseException as exc:
-            errors.append(exc)
-
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    claims = together(threads, lambda _n: claim(store, question))
     outcomes = sorted(c.outcome for c in claims.values())
     assert outcomes == sorted([ClaimOutcome.CLAIMED] + [ClaimOutcome.BUSY] * (threads - 1))
     (winner,) = (c for c in claims.values() if c.outcome is ClaimOutcome.CLAIMED)

@@ -9,7 +9,6 @@ connections, failures) are in tests/test_db.py.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -30,7 +29,7 @@ from core.types import (
     UserRef,
     utcnow,
 )
-from tests.store_fixtures import ANN, BOB, DM, KEY, OTHER, chat, make_report
+from tests.store_fixtures import ANN, BOB, DM, KEY, OTHER, chat, make_report, together
 
 
 def test_history_returns_the_appended_turns_oldest_first(store: Store) -> None:
@@ -191,27 +190,12 @@ def test_platform_message_ids_are_kept(store: Store) -> None:
 
 def test_concurrent_appends_keep_every_turn_in_order(store: Store) -> None:
     threads, per_thread = 8, 20
-    start = threading.Barrier(threads)
-    results: dict[int, list[StoredMessage]] = {}
-    errors: list[BaseException] = []
 
-    def work(n: int) -> None:
+    def work(n: int) -> list[StoredMessage]:
         user = UserRef("slack", f"U{n % 2}", f"User {n % 2}")  # new people, met concurrently
-        try:
-            start.wait()
-            results[n] = [
-                store.append(KEY, Role.USER, f"{n}:{i}", user=user) for i in range(per_thread)
-            ]
-        except BaseException as exc:
-            errors.append(exc)
+        return [store.append(KEY, Role.USER, f"{n}:{i}", user=user) for i in range(per_thread)]
 
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    results = together(threads, work)
     history = store.history(KEY, threads * per_thread + 10)
     ids = [t.id for t in history]
     assert len(history) == threads * per_thread
@@ -282,24 +266,11 @@ def test_claim_event_is_true_only_the_first_time(store: Store) -> None:
 
 def test_concurrent_claims_of_one_event_have_exactly_one_winner(store: Store) -> None:
     threads, events = 8, 25
-    start = threading.Barrier(threads)
-    won: dict[int, list[bool]] = {}
-    errors: list[BaseException] = []
 
-    def work(n: int) -> None:
-        try:
-            start.wait()
-            won[n] = [store.claim_event("slack", f"Ev{i}") for i in range(events)]
-        except BaseException as exc:
-            errors.append(exc)
+    def work(n: int) -> list[bool]:
+        return [store.claim_event("slack", f"Ev{i}") for i in range(events)]
 
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    won = together(threads, work)
     assert len(won) == threads
     for i in range(events):
         assert sum(claims[i] for claims in won.values()) == 1, f"Ev{i}"

@@ -32,6 +32,7 @@ __all__ = [
     "MIGRATION_LOCK",
     "SETTING",
     "WRITE",
+    "SqlPart",
     "Transactions",
     "create_engine_for",
     "describe_failure",
@@ -46,6 +47,7 @@ _WRITE_OPTION = "parley_write"
 WRITE = {_WRITE_OPTION: True}
 BUSY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
+DIALECTS = ("postgresql", "sqlite")
 MIGRATION_LOCK = 0x5061726C6579  # "Parley": the advisory lock that serialises upgrades
 
 
@@ -117,6 +119,16 @@ class Transactions:
             session.begin(),
         ):
             yield session
+
+
+class SqlPart:
+    """A base of every part of :class:`core.db.SqlStore`: one engine, one transaction a call."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in DIALECTS:
+            raise ConfigurationError(f"Parley cannot store in {engine.dialect.name} databases")
+        self._engine = engine
+        self._session = Transactions(engine)
 
 
 def describe_failure(url: URL, exc: Exception) -> str:

@@ -1,6 +1,6 @@
-"""Answer jobs in SQL: the statements behind :class:`core.db.SqlStore`'s job methods.
+"""Answer jobs in SQL: :class:`core.jobs.JobStore` for :class:`core.db.SqlStore`.
 
-Each function runs inside the caller's write transaction. Every change of a job is one
+Every change of a job is one
 conditional UPDATE whose row count says whether it happened, so of two processes racing
 for the same job exactly one moves it; on SQLite the transaction holds the database's
 write lock from its start anyway.
@@ -17,7 +17,7 @@ opened in the order of their ids.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -34,27 +34,157 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from core.db.engine import SqlPart
 from core.db.models import AnswerJobRow, ConversationRow
-from core.jobs import Claim, ClaimOutcome, Job, JobStatus, set_aside_reason
+from core.db.rows import add_message
+from core.jobs import (
+    AnswerDetails,
+    Claim,
+    ClaimOutcome,
+    Job,
+    JobStatus,
+    set_aside_reason,
+    settled_claim,
+)
 from core.store import new_job_token
-from core.types import ConversationKey
+from core.types import ConversationKey, Role, StoredMessage, utcnow
 
-__all__ = [
-    "claim",
-    "end",
-    "lock_conversation",
-    "next_job",
-    "open_job",
-    "read_job",
-    "set_answer",
-    "stalled",
-    "touch",
-]
+__all__ = ["SqlJobs", "lock_conversation", "open_job", "read_job"]
 
 OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 """The statuses of a job that has not ended."""
 
 _COLUMNS = (*AnswerJobRow.__table__.columns, ConversationRow.key)
+
+
+class SqlJobs(SqlPart):
+    """:class:`core.jobs.JobStore` in SQL."""
+
+    def job(self, message_id: int) -> Job | None:
+        """The job of one message, or ``None``."""
+        with self._session(write=False) as s:
+            return read_job(s, message_id)
+
+    def claim_job(self, message_id: int, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """:meth:`core.jobs.JobStore.claim_job`: take the job if it is free, next and not spent."""
+        with self._session(write=True) as s:
+            now = utcnow()
+            conversation_id = _lock_job(s, message_id)
+            if conversation_id is None:
+                return Claim(ClaimOutcome.UNKNOWN)
+            free = (
+                AnswerJobRow.message_id == message_id,
+                or_(
+                    AnswerJobRow.status == JobStatus.QUEUED.value,
+                    and_(
+                        AnswerJobRow.status == JobStatus.RUNNING.value,
+                        AnswerJobRow.lease_until < now,
+                    ),
+                ),
+                ~_open_before(AnswerJobRow.conversation_id, AnswerJobRow.message_id),
+            )
+            token = new_job_token()
+            take = (
+                update(AnswerJobRow)
+                .where(*free, AnswerJobRow.attempts < max_attempts)
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    attempts=AnswerJobRow.attempts + 1,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    token=token,
+                    updated_at=now,
+                )
+            )
+            if _changed(s, take):
+                return Claim(ClaimOutcome.CLAIMED, read_job(s, message_id), token)
+            job = read_job(s, message_id)
+            if job is None:
+                return Claim(ClaimOutcome.UNKNOWN)
+            if (settled := settled_claim(job, now)) is not None:
+                return settled
+            if s.scalar(select(_open_before(conversation_id, message_id))):
+                return Claim(ClaimOutcome.WAIT, job)
+            set_aside = (
+                update(AnswerJobRow)
+                .where(*free, AnswerJobRow.attempts == job.attempts)
+                .values(**_ending(JobStatus.FAILED, now, set_aside_reason(job.attempts)))
+            )
+            if _changed(s, set_aside):
+                return Claim(ClaimOutcome.SET_ASIDE, read_job(s, message_id))
+            # Unreachable while the conversation is locked; were it not, someone else is at it.
+            return Claim(ClaimOutcome.BUSY, job)
+
+    def finish_job(
+        self, message_id: int, token: str, text: str, **answer: Unpack[AnswerDetails]
+    ) -> StoredMessage | None:
+        """Store the answer and end the job ``done``, in one transaction, if ``token`` holds it."""
+        with self._session(write=True) as s:
+            conversation_id = _end(s, message_id, JobStatus.DONE, now=utcnow(), token=token)
+            if conversation_id is None:
+                return None
+            draft = StoredMessage(id=0, role=Role.ASSISTANT, text=text, **answer)
+            stored = add_message(s, conversation_id, draft)
+            _set_answer(s, message_id, stored.id)
+            return stored
+
+    def fail_job(self, message_id: int, reason: str, *, token: str | None = None) -> bool:
+        """End the job ``failed``; True if this call ended it (see :class:`core.jobs.JobStore`)."""
+        with self._session(write=True) as s:
+            ended = _end(s, message_id, JobStatus.FAILED, now=utcnow(), token=token, error=reason)
+            return ended is not None
+
+    def next_job(self, key: ConversationKey) -> int | None:
+        """The oldest open job of the conversation, if any."""
+        with self._session(write=False) as s:
+            conversation = select(ConversationRow.id).where(ConversationRow.key == key.encode())
+            query = (
+                select(AnswerJobRow.message_id)
+                .where(
+                    AnswerJobRow.conversation_id == conversation.scalar_subquery(),
+                    AnswerJobRow.status.in_(OPEN),
+                )
+                .order_by(AnswerJobRow.message_id)
+                .limit(1)
+            )
+            return s.scalar(query)
+
+    def stalled_jobs(self, older_than: datetime, *, limit: int = 100) -> list[int]:
+        """The oldest open job of each conversation, where it shows no life; oldest first."""
+        with self._session(write=False) as s:
+            now = utcnow()
+            if limit <= 0:
+                return []
+            query = (
+                select(AnswerJobRow.message_id)
+                .where(
+                    AnswerJobRow.status.in_(OPEN),
+                    ~_open_before(AnswerJobRow.conversation_id, AnswerJobRow.message_id),
+                    or_(
+                        and_(
+                            AnswerJobRow.status == JobStatus.QUEUED.value,
+                            AnswerJobRow.updated_at < older_than,
+                        ),
+                        and_(
+                            AnswerJobRow.status == JobStatus.RUNNING.value,
+                            AnswerJobRow.lease_until < now,
+                        ),
+                    ),
+                )
+                .order_by(AnswerJobRow.message_id)
+                .limit(limit)
+            )
+            return list(s.scalars(query).all())
+
+    def touch_job(self, message_id: int) -> None:
+        """Record that an open job was queued again now."""
+        with self._session(write=True) as s:
+            now = utcnow()
+            s.execute(
+                update(AnswerJobRow)
+                .where(AnswerJobRow.message_id == message_id, AnswerJobRow.status.in_(OPEN))
+                .values(updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def lock_conversation(s: Session, conversation_id: int) -> None:
@@ -107,58 +237,7 @@ def read_job(s: Session, message_id: int) -> Job | None:
     )
 
 
-def claim(
-    s: Session, message_id: int, *, lease_seconds: float, max_attempts: int, now: datetime
-) -> Claim:
-    """:meth:`core.jobs.JobStore.claim_job`: take the job if it is free, next and not spent."""
-    conversation_id = _lock_job(s, message_id)
-    if conversation_id is None:
-        return Claim(ClaimOutcome.UNKNOWN)
-    free = (
-        AnswerJobRow.message_id == message_id,
-        or_(
-            AnswerJobRow.status == JobStatus.QUEUED.value,
-            and_(AnswerJobRow.status == JobStatus.RUNNING.value, AnswerJobRow.lease_until < now),
-        ),
-        ~_open_before(AnswerJobRow.conversation_id, AnswerJobRow.message_id),
-    )
-    token = new_job_token()
-    take = (
-        update(AnswerJobRow)
-        .where(*free, AnswerJobRow.attempts < max_attempts)
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempts=AnswerJobRow.attempts + 1,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            token=token,
-            updated_at=now,
-        )
-    )
-    if _changed(s, take):
-        return Claim(ClaimOutcome.CLAIMED, read_job(s, message_id), token)
-    job = read_job(s, message_id)
-    if job is None:
-        return Claim(ClaimOutcome.UNKNOWN)
-    if job.status is JobStatus.DONE:
-        return Claim(ClaimOutcome.DONE, job)
-    if job.status is JobStatus.FAILED:
-        return Claim(ClaimOutcome.FAILED, job)
-    if job.status is JobStatus.RUNNING and job.lease_until is not None and job.lease_until >= now:
-        return Claim(ClaimOutcome.BUSY, job)
-    if s.scalar(select(_open_before(conversation_id, message_id))):
-        return Claim(ClaimOutcome.WAIT, job)
-    set_aside = (
-        update(AnswerJobRow)
-        .where(*free, AnswerJobRow.attempts == job.attempts)
-        .values(**_ending(JobStatus.FAILED, now, set_aside_reason(job.attempts)))
-    )
-    if _changed(s, set_aside):
-        return Claim(ClaimOutcome.SET_ASIDE, read_job(s, message_id))
-    # Unreachable while the conversation is locked; were it not, someone else is at it.
-    return Claim(ClaimOutcome.BUSY, job)
-
-
-def end(
+def _end(
     s: Session,
     message_id: int,
     status: JobStatus,
@@ -186,63 +265,12 @@ def end(
     return conversation_id if _changed(s, ending) else None
 
 
-def set_answer(s: Session, message_id: int, answer_id: int) -> None:
+def _set_answer(s: Session, message_id: int, answer_id: int) -> None:
     """Name the answer of a job that this transaction ended ``done``."""
     s.execute(
         update(AnswerJobRow)
         .where(AnswerJobRow.message_id == message_id)
         .values(answer_id=answer_id)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def next_job(s: Session, key: ConversationKey) -> int | None:
-    """The oldest open job of the conversation, if any."""
-    conversation = select(ConversationRow.id).where(ConversationRow.key == key.encode())
-    query = (
-        select(AnswerJobRow.message_id)
-        .where(
-            AnswerJobRow.conversation_id == conversation.scalar_subquery(),
-            AnswerJobRow.status.in_(OPEN),
-        )
-        .order_by(AnswerJobRow.message_id)
-        .limit(1)
-    )
-    return s.scalar(query)
-
-
-def stalled(s: Session, older_than: datetime, *, limit: int, now: datetime) -> list[int]:
-    """The oldest open job of each conversation, where it shows no life; oldest first."""
-    if limit <= 0:
-        return []
-    query = (
-        select(AnswerJobRow.message_id)
-        .where(
-            AnswerJobRow.status.in_(OPEN),
-            ~_open_before(AnswerJobRow.conversation_id, AnswerJobRow.message_id),
-            or_(
-                and_(
-                    AnswerJobRow.status == JobStatus.QUEUED.value,
-                    AnswerJobRow.updated_at < older_than,
-                ),
-                and_(
-                    AnswerJobRow.status == JobStatus.RUNNING.value,
-                    AnswerJobRow.lease_until < now,
-                ),
-            ),
-        )
-        .order_by(AnswerJobRow.message_id)
-        .limit(limit)
-    )
-    return list(s.scalars(query).all())
-
-
-def touch(s: Session, message_id: int, now: datetime) -> None:
-    """Record that an open job was queued again now."""
-    s.execute(
-        update(AnswerJobRow)
-        .where(AnswerJobRow.message_id == message_id, AnswerJobRow.status.in_(OPEN))
-        .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
 

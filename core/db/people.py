@@ -1,17 +1,18 @@
-"""People in SQL: identities, profiles and link codes behind :class:`core.db.SqlStore`.
+"""People in SQL: identities, profiles and link codes of :class:`core.db.SqlStore`.
 
 A person is the id of their first identity (``users.person_id`` on the others, see
-:class:`core.db.models.UserRow`), and their profile is kept under it. Each function runs
-inside the caller's transaction; the ones that change rows need a write transaction.
+:class:`core.db.models.UserRow`), and their profile is kept under it. The functions at the
+end run inside the caller's transaction: other parts find or create people with them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.db.engine import SqlPart
 from core.db.models import LinkCodeRow, ProfileRow, UserRow
 from core.db.rows import (
     bulk_delete,
@@ -23,109 +24,109 @@ from core.db.rows import (
     same_identity,
     user_ref,
 )
-from core.store import merge_profiles, new_link_code, normalize_link_code
+from core.store import LINK_CODE_TTL, merge_profiles, new_link_code, normalize_link_code
 from core.types import UserProfile, UserRef, utcnow
 
-__all__ = [
-    "create_link_code",
-    "identity",
-    "linked_identities",
-    "profile",
-    "redeem_link_code",
-    "save_profile",
-    "user_id",
-]
+__all__ = ["SqlPeople", "identity", "user_id"]
 
 
-def profile(s: Session, user: UserRef) -> UserProfile:
-    """The person's profile, shared by their linked identities; empty for someone new."""
-    query = (
-        select(ProfileRow)
-        .join(UserRow, ProfileRow.user_id == func.coalesce(UserRow.person_id, UserRow.id))
-        .where(*same_identity(user))
-    )
-    row = s.scalar(query)
-    return profile_of(row) if row is not None else UserProfile()
+class SqlPeople(SqlPart):
+    """:class:`core.store.ProfileStore` and :class:`core.store.IdentityStore` in SQL."""
 
-
-def save_profile(s: Session, user: UserRef, profile: UserProfile) -> None:
-    """Replace the person's profile, for all their linked identities."""
-    _put_profile(s, identity(s, user)[1], profile)
-
-
-def create_link_code(s: Session, user: UserRef, ttl: timedelta, now: datetime) -> str:
-    """A new one-time code for the person; it replaces their earlier unused code.
-
-    Expired codes of anyone are cleared on the way.
-    """
-    me, person = identity(s, user)
-    s.execute(
-        delete(LinkCodeRow).where(
-            or_(
-                LinkCodeRow.expires_at <= now,
-                and_(
-                    LinkCodeRow.used_at.is_(None),
-                    LinkCodeRow.user_id.in_(select(UserRow.id).where(of_person(person))),
-                ),
+    def profile(self, user: UserRef) -> UserProfile:
+        """The person's profile, shared by their linked identities; empty for someone new."""
+        with self._session(write=False) as s:
+            query = (
+                select(ProfileRow)
+                .join(UserRow, ProfileRow.user_id == func.coalesce(UserRow.person_id, UserRow.id))
+                .where(*same_identity(user))
             )
-        )
-    )
-    while True:  # a clash is one in a trillion, but a clash must not link strangers
-        code = new_link_code()
-        insert = (
-            insert_for(dialect(s), LinkCodeRow)
-            .values(code=code, user_id=me, created_at=now, expires_at=now + ttl)
-            .on_conflict_do_nothing(index_elements=[LinkCodeRow.code])
-            .returning(LinkCodeRow.code)
-        )
-        if s.execute(insert).first() is not None:
-            return code
+            row = s.scalar(query)
+            return profile_of(row) if row is not None else UserProfile()
 
+    def save_profile(self, user: UserRef, profile: UserProfile) -> None:
+        """Replace the person's profile, for all their linked identities."""
+        with self._session(write=True) as s:
+            _put_profile(s, identity(s, user)[1], profile)
 
-def redeem_link_code(s: Session, code: str, user: UserRef, now: datetime) -> UserRef | None:
-    """Link ``user`` to the person who made the code and return that code's identity.
+    def create_link_code(self, user: UserRef, ttl: timedelta = LINK_CODE_TTL) -> str:
+        """A new one-time code for the person; it replaces their earlier unused code.
 
-    Claiming the code is one conditional UPDATE, so of concurrent redeemers only one
-    links. See :meth:`core.store.IdentityStore.redeem_link_code`.
-    """
-    usable = (
-        LinkCodeRow.code == normalize_link_code(code),
-        LinkCodeRow.used_at.is_(None),
-        LinkCodeRow.expires_at > now,
-    )
-    query = select(UserRow).join(LinkCodeRow, LinkCodeRow.user_id == UserRow.id).where(*usable)
-    found = s.scalar(query)
-    if found is None or (found.platform, found.platform_user_id) == (
-        user.platform,
-        user.id,
-    ):
-        return None
-    owner, person = user_ref(found), found.person_id or found.id
-    if rowcount(s.execute(update(LinkCodeRow).where(*usable).values(used_at=now))) == 0:
-        return None
-    mine = identity(s, user)[1]
-    if mine != person:
-        _join_profiles(s, person, mine)
-        s.execute(
-            update(UserRow)
-            .where(of_person(mine))
-            .values(person_id=person)
-            .execution_options(synchronize_session=False)
-        )
-    return owner
+        Expired codes of anyone are cleared on the way.
+        """
+        now = utcnow()
+        with self._session(write=True) as s:
+            me, person = identity(s, user)
+            s.execute(
+                delete(LinkCodeRow).where(
+                    or_(
+                        LinkCodeRow.expires_at <= now,
+                        and_(
+                            LinkCodeRow.used_at.is_(None),
+                            LinkCodeRow.user_id.in_(select(UserRow.id).where(of_person(person))),
+                        ),
+                    )
+                )
+            )
+            while True:  # a clash is one in a trillion, but a clash must not link strangers
+                code = new_link_code()
+                insert = (
+                    insert_for(dialect(s), LinkCodeRow)
+                    .values(code=code, user_id=me, created_at=now, expires_at=now + ttl)
+                    .on_conflict_do_nothing(index_elements=[LinkCodeRow.code])
+                    .returning(LinkCodeRow.code)
+                )
+                if s.execute(insert).first() is not None:
+                    return code
 
+    def redeem_link_code(self, code: str, user: UserRef) -> UserRef | None:
+        """Link ``user`` to the person who made the code and return that code's identity.
 
-def linked_identities(s: Session, user: UserRef) -> list[UserRef]:
-    """All identities of the person: ``user`` first, then the others as first seen."""
-    me = s.scalar(select(UserRow).where(*same_identity(user)))
-    if me is None:
-        return [user]
-    others = s.scalars(
-        select(UserRow)
-        .where(of_person(me.person_id or me.id), UserRow.id != me.id)
-        .order_by(UserRow.id)
-    ).all()
-    return [user_ref(me), *(user_ref(other) for other in others)]
+        Claiming the code is one conditional UPDATE, so of concurrent redeemers only one
+        links. See :meth:`core.store.IdentityStore.redeem_link_code`.
+        """
+        now = utcnow()
+        with self._session(write=True) as s:
+            usable = (
+                LinkCodeRow.code == normalize_link_code(code),
+                LinkCodeRow.used_at.is_(None),
+                LinkCodeRow.expires_at > now,
+            )
+            query = (
+                select(UserRow).join(LinkCodeRow, LinkCodeRow.user_id == UserRow.id).where(*usable)
+            )
+            found = s.scalar(query)
+            if found is None or (found.platform, found.platform_user_id) == (
+                user.platform,
+                user.id,
+            ):
+                return None
+            owner, person = user_ref(found), found.person_id or found.id
+            if rowcount(s.execute(update(LinkCodeRow).where(*usable).values(used_at=now))) == 0:
+                return None
+            mine = identity(s, user)[1]
+            if mine != person:
+                _join_profiles(s, person, mine)
+                s.execute(
+                    update(UserRow)
+                    .where(of_person(mine))
+                    .values(person_id=person)
+                    .execution_options(synchronize_session=False)
+                )
+            return owner
+
+    def linked_identities(self, user: UserRef) -> list[UserRef]:
+        """All identities of the person: ``user`` first, then the others as first seen."""
+        with self._session(write=False) as s:
+            me = s.scalar(select(UserRow).where(*same_identity(user)))
+            if me is None:
+                return [user]
+            others = s.scalars(
+                select(UserRow)
+                .where(of_person(me.person_id or me.id), UserRow.id != me.id)
+                .order_by(UserRow.id)
+            ).all()
+            return [user_ref(me), *(user_ref(other) for other in others)]
 
 
 def identity(s: Session, user: UserRef) -> tuple[int, int]:

@@ -1,9 +1,8 @@
-"""Privacy in SQL: the statements behind :class:`core.db.SqlStore`'s privacy methods.
+"""Privacy in SQL: ``/forget`` and ``/export``, retention's purge and the usage figures.
 
-``/forget`` and ``/export`` (:class:`core.store.PrivacyStore`), retention's purge, the
-redaction of stored text, and the usage figures operators see. Each function runs inside
-the caller's transaction; the ones that delete or change rows need a write transaction.
-On SQLite the caller then empties the write-ahead log (:meth:`core.db.SqlStore.forget`).
+:class:`core.store.PrivacyStore` and :class:`core.store.UsageStore` for
+:class:`core.db.SqlStore`. On SQLite, forgetting and purging then empty the write-ahead
+log, so that no copy of a deleted row stays in the database's files.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.db.engine import SqlPart, store_errors
 from core.db.models import (
     AnswerJobRow,
     ConversationRow,
@@ -29,7 +29,6 @@ from core.db.rows import (
     dialect,
     of_person,
     profile_of,
-    rowcount,
     same_identity,
     stored_message,
     user_ref,
@@ -37,132 +36,157 @@ from core.db.rows import (
 from core.store import Usage, personal_data_json
 from core.types import Feedback, Rating, Role, UserRef
 
-__all__ = ["forget", "personal_data", "purge_before", "replace_text", "usage"]
+__all__ = ["SqlPrivacy"]
 
 
-def forget(s: Session, user: UserRef) -> int:
-    """Remove everything held about a person, on every linked identity; return the count.
+class SqlPrivacy(SqlPart):
+    """:class:`core.store.PrivacyStore` and :class:`core.store.UsageStore` in SQL."""
 
-    Every row is deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
-    count is exact and nothing depends on SQLite's foreign-key enforcement. See
-    :meth:`core.store.PrivacyStore.forget` for what goes and what is counted.
-    """
-    found = s.execute(select(UserRow.id, UserRow.person_id).where(*same_identity(user))).first()
-    if found is None:
-        return 0
-    person = found.person_id or found.id
-    identities = s.scalars(select(UserRow.id).where(of_person(person))).all()
-    theirs = MessageRow.user_id.in_(identities)
-    others_wrote = select(MessageRow.conversation_id).where(
-        MessageRow.user_id.is_not(None), MessageRow.user_id.not_in(identities)
-    )
-    private = s.scalars(
-        select(MessageRow.conversation_id)
-        .where(theirs, MessageRow.conversation_id.not_in(others_wrote))
-        .distinct()
-    ).all()
-    if private and dialect(s) == "postgresql":
-        # Lock them before deleting their jobs: claims lock a conversation, then
-        # its job, and taking the two the other way round could deadlock.
-        s.execute(
-            select(ConversationRow.id)
-            .where(ConversationRow.id.in_(private))
-            .order_by(ConversationRow.id)
-            .with_for_update()
-        )
-    # The answers to their messages go too: they quote them, in text and context.
-    answers = s.scalars(
-        select(AnswerJobRow.answer_id).where(
-            AnswerJobRow.message_id.in_(select(MessageRow.id).where(theirs)),
-            AnswerJobRow.answer_id.is_not(None),
-        )
-    ).all()
-    doomed = or_(theirs, MessageRow.conversation_id.in_(private), MessageRow.id.in_(answers))
-    removed = set(s.scalars(select(MessageRow.id).where(doomed)).all())
-    shared = set(
-        s.scalars(select(MessageRow.conversation_id).where(theirs).distinct()).all()
-    ) - set(private)
-    ids = select(MessageRow.id).where(doomed)
-    feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(ids))
-    bulk_delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(ids)))
-    count = bulk_delete(s, delete(FeedbackRow).where(feedback))
-    count += bulk_delete(s, delete(MessageRow).where(doomed))
-    _drop_contexts_with(s, shared, removed)
-    count += bulk_delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
-    count += bulk_delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
-    bulk_delete(s, delete(LinkCodeRow).where(LinkCodeRow.user_id.in_(identities)))
-    return count + bulk_delete(s, delete(UserRow).where(UserRow.id.in_(identities)))
+    def forget(self, user: UserRef) -> int:
+        """Remove everything held about a person, on every linked identity; return the count.
 
+        On SQLite the write-ahead log is then emptied too: with ``secure_delete`` on, no copy
+        of what was deleted stays in the database's files (see :meth:`_wipe`). Every row is
+        deleted explicitly rather than left to ``ON DELETE CASCADE``, so the
+        count is exact and nothing depends on SQLite's foreign-key enforcement. See
+        :meth:`core.store.PrivacyStore.forget` for what goes and what is counted.
+        """
+        with self._session(write=True) as s:
+            found = s.execute(
+                select(UserRow.id, UserRow.person_id).where(*same_identity(user))
+            ).first()
+            if found is None:
+                return 0
+            person = found.person_id or found.id
+            identities = s.scalars(select(UserRow.id).where(of_person(person))).all()
+            theirs = MessageRow.user_id.in_(identities)
+            others_wrote = select(MessageRow.conversation_id).where(
+                MessageRow.user_id.is_not(None), MessageRow.user_id.not_in(identities)
+            )
+            private = s.scalars(
+                select(MessageRow.conversation_id)
+                .where(theirs, MessageRow.conversation_id.not_in(others_wrote))
+                .distinct()
+            ).all()
+            if private and dialect(s) == "postgresql":
+                # Lock them before deleting their jobs: claims lock a conversation, then
+                # its job, and taking the two the other way round could deadlock.
+                s.execute(
+                    select(ConversationRow.id)
+                    .where(ConversationRow.id.in_(private))
+                    .order_by(ConversationRow.id)
+                    .with_for_update()
+                )
+            # The answers to their messages go too: they quote them, in text and context.
+            answers = s.scalars(
+                select(AnswerJobRow.answer_id).where(
+                    AnswerJobRow.message_id.in_(select(MessageRow.id).where(theirs)),
+                    AnswerJobRow.answer_id.is_not(None),
+                )
+            ).all()
+            doomed = or_(
+                theirs, MessageRow.conversation_id.in_(private), MessageRow.id.in_(answers)
+            )
+            removed = set(s.scalars(select(MessageRow.id).where(doomed)).all())
+            shared = set(
+                s.scalars(select(MessageRow.conversation_id).where(theirs).distinct()).all()
+            ) - set(private)
+            ids = select(MessageRow.id).where(doomed)
+            feedback = or_(FeedbackRow.user_id.in_(identities), FeedbackRow.answer_id.in_(ids))
+            bulk_delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(ids)))
+            count = bulk_delete(s, delete(FeedbackRow).where(feedback))
+            count += bulk_delete(s, delete(MessageRow).where(doomed))
+            _drop_contexts_with(s, shared, removed)
+            count += bulk_delete(s, delete(ConversationRow).where(ConversationRow.id.in_(private)))
+            count += bulk_delete(s, delete(ProfileRow).where(ProfileRow.user_id == person))
+            bulk_delete(s, delete(LinkCodeRow).where(LinkCodeRow.user_id.in_(identities)))
+            count += bulk_delete(s, delete(UserRow).where(UserRow.id.in_(identities)))
+        self._wipe()
+        return count
 
-def personal_data(s: Session, user: UserRef) -> dict[str, Any]:
-    """Everything held about the person, JSON-ready (see the contract)."""
-    found = s.execute(select(UserRow.id, UserRow.person_id).where(*same_identity(user))).first()
-    if found is None:
-        return personal_data_json([], None, [], [])
-    person = found.person_id or found.id
-    people = s.scalars(select(UserRow).where(of_person(person)).order_by(UserRow.id)).all()
-    identities = [row.id for row in people]
-    mine = select(MessageRow.id).where(MessageRow.user_id.in_(identities))
-    answers = select(AnswerJobRow.answer_id).where(AnswerJobRow.message_id.in_(mine))
-    rows = s.execute(
-        select(MessageRow, UserRow, ConversationRow)
-        .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-        .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
-        .where(or_(MessageRow.id.in_(mine), MessageRow.id.in_(answers)))
-        .order_by(MessageRow.id)
-    ).all()
-    turns = [(conversation_key(c), stored_message(m, u)) for m, u, c in rows]
-    given = s.scalars(select(FeedbackRow).where(FeedbackRow.user_id.in_(identities)))
-    feedback = [
-        Feedback(
-            answer_id=row.answer_id,
-            user=user,
-            rating=Rating(row.rating) if row.rating is not None else None,
-            correction=row.correction,
-            given_at=row.given_at,
-        )
-        for row in given
-    ]
-    profile = s.get(ProfileRow, person)
-    return personal_data_json(
-        [user_ref(row) for row in people],
-        profile_of(profile) if profile is not None else None,
-        turns,
-        feedback,
-    )
+    def personal_data(self, user: UserRef) -> dict[str, Any]:
+        """Everything held about the person, JSON-ready (see the contract)."""
+        with self._session(write=False) as s:
+            found = s.execute(
+                select(UserRow.id, UserRow.person_id).where(*same_identity(user))
+            ).first()
+            if found is None:
+                return personal_data_json([], None, [], [])
+            person = found.person_id or found.id
+            people = s.scalars(select(UserRow).where(of_person(person)).order_by(UserRow.id)).all()
+            identities = [row.id for row in people]
+            mine = select(MessageRow.id).where(MessageRow.user_id.in_(identities))
+            answers = select(AnswerJobRow.answer_id).where(AnswerJobRow.message_id.in_(mine))
+            rows = s.execute(
+                select(MessageRow, UserRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+                .where(or_(MessageRow.id.in_(mine), MessageRow.id.in_(answers)))
+                .order_by(MessageRow.id)
+            ).all()
+            turns = [(conversation_key(c), stored_message(m, u)) for m, u, c in rows]
+            given = s.scalars(select(FeedbackRow).where(FeedbackRow.user_id.in_(identities)))
+            feedback = [
+                Feedback(
+                    answer_id=row.answer_id,
+                    user=user,
+                    rating=Rating(row.rating) if row.rating is not None else None,
+                    correction=row.correction,
+                    given_at=row.given_at,
+                )
+                for row in given
+            ]
+            profile = s.get(ProfileRow, person)
+            return personal_data_json(
+                [user_ref(row) for row in people],
+                profile_of(profile) if profile is not None else None,
+                turns,
+                feedback,
+            )
 
+    def purge_before(self, older_than: datetime) -> int:
+        """Delete turns older than ``older_than``, their jobs and feedback, empty conversations."""
+        with self._session(write=True) as s:
+            old = select(MessageRow.id).where(MessageRow.created_at < older_than)
+            bulk_delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(old)))
+            bulk_delete(s, delete(FeedbackRow).where(FeedbackRow.answer_id.in_(old)))
+            count = bulk_delete(s, delete(MessageRow).where(MessageRow.created_at < older_than))
+            empty = (
+                ~select(MessageRow.id)
+                .where(MessageRow.conversation_id == ConversationRow.id)
+                .exists()
+            )
+            bulk_delete(s, delete(ConversationRow).where(empty))
+        self._wipe()
+        return count
 
-def replace_text(s: Session, message_id: int, text: str) -> bool:
-    """Replace a stored turn's text; False if it is gone."""
-    change = update(MessageRow).where(MessageRow.id == message_id).values(text=text)
-    return rowcount(s.execute(change)) > 0
+    def usage(self, since: datetime) -> Usage:
+        """Messages, answers, distinct people and blocked answers since ``since``."""
+        with self._session(write=False) as s:
+            recent = MessageRow.created_at >= since
+            asked = (recent, MessageRow.role == Role.USER.value)
+            answered = (recent, MessageRow.role == Role.ASSISTANT.value)
+            return Usage(
+                messages=s.scalar(select(func.count()).where(*asked)) or 0,
+                answers=s.scalar(select(func.count()).where(*answered)) or 0,
+                people=s.scalar(select(func.count(func.distinct(MessageRow.user_id))).where(*asked))
+                or 0,
+                blocked_answers=s.scalar(
+                    select(func.count()).where(*answered, MessageRow.blocked_reason.is_not(None))
+                )
+                or 0,
+            )
 
+    def _wipe(self) -> None:
+        """SQLite: move the write-ahead log into the database and truncate it (best effort).
 
-def purge_before(s: Session, older_than: datetime) -> int:
-    """Delete turns older than ``older_than``, their jobs and feedback, empty conversations."""
-    old = select(MessageRow.id).where(MessageRow.created_at < older_than)
-    bulk_delete(s, delete(AnswerJobRow).where(AnswerJobRow.message_id.in_(old)))
-    bulk_delete(s, delete(FeedbackRow).where(FeedbackRow.answer_id.in_(old)))
-    count = bulk_delete(s, delete(MessageRow).where(MessageRow.created_at < older_than))
-    empty = ~select(MessageRow.id).where(MessageRow.conversation_id == ConversationRow.id).exists()
-    bulk_delete(s, delete(ConversationRow).where(empty))
-    return count
-
-
-def usage(s: Session, since: datetime) -> Usage:
-    """Messages, answers, distinct people and blocked answers since ``since``."""
-    recent = MessageRow.created_at >= since
-    asked = (recent, MessageRow.role == Role.USER.value)
-    answered = (recent, MessageRow.role == Role.ASSISTANT.value)
-    return Usage(
-        messages=s.scalar(select(func.count()).where(*asked)) or 0,
-        answers=s.scalar(select(func.count()).where(*answered)) or 0,
-        people=s.scalar(select(func.count(func.distinct(MessageRow.user_id))).where(*asked)) or 0,
-        blocked_answers=s.scalar(
-            select(func.count()).where(*answered, MessageRow.blocked_reason.is_not(None))
-        )
-        or 0,
-    )
+        Older copies of deleted rows live on in the log's frames until a checkpoint; the
+        checkpoint waits for no reader, and one that cannot finish is done by a later one.
+        """
+        if self._engine.dialect.name != "sqlite":
+            return
+        with store_errors(self._engine), self._engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _drop_contexts_with(s: Session, conversations: set[int], removed: set[int]) -> None:

@@ -1,11 +1,12 @@
 """Stored rows as Parley's types, and the small statement helpers the SQL modules share.
 
-The modules behind :class:`core.db.SqlStore` (:mod:`core.db.people`,
-:mod:`core.db.privacy` and the store itself) read rows and pick people the same way.
+The parts of :class:`core.db.SqlStore` read rows and pick people the same way, and
+store a drafted turn with :func:`add_message` (a person's message, or a job's answer).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Delete, or_
@@ -25,6 +26,7 @@ from core.types import (
 )
 
 __all__ = [
+    "add_message",
     "bulk_delete",
     "conversation_key",
     "dialect",
@@ -119,3 +121,27 @@ def _sentiment(message: MessageRow) -> Sentiment | None:
         message.sentiment_score or 0.0,
         message.sentiment_confidence or 0.0,
     )
+
+
+def add_message(
+    s: Session, conversation_id: int, draft: StoredMessage, *, user_id: int | None = None
+) -> StoredMessage:
+    """Insert a drafted turn (``user_id`` is its writer's row) and return it as stored."""
+    sentiment = draft.sentiment
+    row = MessageRow(
+        conversation_id=conversation_id,
+        role=draft.role.value,
+        user_id=user_id,
+        text=draft.text,
+        platform_message_id=draft.platform_message_id,
+        model_version=draft.model_version,
+        context=draft.context.to_json() if draft.context is not None else None,
+        sentiment_label=str(sentiment.label) if sentiment is not None else None,
+        sentiment_score=sentiment.score if sentiment is not None else None,
+        sentiment_confidence=sentiment.confidence if sentiment is not None else None,
+        blocked_reason=draft.blocked_reason,
+        created_at=draft.created_at,
+    )
+    s.add(row)
+    s.flush()
+    return replace(draft, id=row.id, created_at=row.created_at)

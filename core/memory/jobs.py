@@ -9,7 +9,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Unpack
 
-from core.jobs import AnswerDetails, Claim, ClaimOutcome, Job, JobStatus, set_aside_reason
+from core.jobs import (
+    AnswerDetails,
+    Claim,
+    ClaimOutcome,
+    Job,
+    JobStatus,
+    lease_expired,
+    set_aside_reason,
+    settled_claim,
+)
 from core.memory.state import MemoryPart
 from core.store import new_job_token
 from core.types import ConversationKey, Role, StoredMessage, utcnow
@@ -31,12 +40,8 @@ class MemoryJobs(MemoryPart):
             job = state.jobs.get(message_id)
             if job is None:
                 return Claim(ClaimOutcome.UNKNOWN)
-            if job.status is JobStatus.DONE:
-                return Claim(ClaimOutcome.DONE, job)
-            if job.status is JobStatus.FAILED:
-                return Claim(ClaimOutcome.FAILED, job)
-            if job.status is JobStatus.RUNNING and not _expired(job, now):
-                return Claim(ClaimOutcome.BUSY, job)
+            if (settled := settled_claim(job, now)) is not None:
+                return settled
             if self._waits(job):
                 return Claim(ClaimOutcome.WAIT, job)
             if job.attempts >= max_attempts:
@@ -92,7 +97,7 @@ class MemoryJobs(MemoryPart):
                 job.message_id
                 for job in heads.values()
                 if (job.status is JobStatus.QUEUED and job.updated_at < older_than)
-                or (job.status is JobStatus.RUNNING and _expired(job, now))
+                or (job.status is JobStatus.RUNNING and lease_expired(job, now))
             ]
             return sorted(stalled)[: max(limit, 0)]
 
@@ -133,8 +138,3 @@ class MemoryJobs(MemoryPart):
         )
         self._state.jobs[job.message_id] = ended
         return ended
-
-
-def _expired(job: Job, now: datetime) -> bool:
-    """Whether a running job's lease has run out (its runner is presumed dead)."""
-    return job.lease_until is not None and job.lease_until < now
