@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from core.db import people
 from core.db.engine import SqlPart
 from core.db.jobs import lock_conversation, open_job
 from core.db.models import AnswerJobRow, ConversationRow, MessageRow, UserRow
+from core.db.people import user_id
 from core.db.rows import (
     add_message,
     conversation_key,
@@ -43,7 +43,7 @@ class SqlConversations(SqlPart):
             conversation = conversation_id(s, key)
             if expects_answer:  # before the message's id is drawn: see core.db.jobs
                 lock_conversation(s, conversation)
-            writer = people.user_id(s, user) if user is not None else None
+            writer = user_id(s, user) if user is not None else None
             stored = add_message(s, conversation, draft_turn(role, text, turn), user_id=writer)
             if expects_answer:
                 in_group = turn.get("in_group", False)
@@ -56,9 +56,7 @@ class SqlConversations(SqlPart):
             return []
         with self._session(write=False) as s:
             query = (
-                select(MessageRow, UserRow)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+                _turns_with_writers()
                 .where(ConversationRow.key == key.encode())
                 .where(MessageRow.id > ConversationRow.context_since)
                 .order_by(MessageRow.id.desc())
@@ -98,9 +96,7 @@ class SqlConversations(SqlPart):
         """The newest turn of the conversation shown by that platform message, or ``None``."""
         with self._session(write=False) as s:
             query = (
-                select(MessageRow, UserRow)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+                _turns_with_writers()
                 .where(ConversationRow.key == key.encode())
                 .where(MessageRow.platform_message_id == platform_message_id)
                 .order_by(MessageRow.id.desc())
@@ -154,9 +150,7 @@ class SqlTurns(SqlPart):
             # An answer takes the place of the message it answers.
             place = func.coalesce(AnswerJobRow.message_id, MessageRow.id)
             query = (
-                select(MessageRow, UserRow)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+                _turns_with_writers()
                 .outerjoin(AnswerJobRow, AnswerJobRow.answer_id == MessageRow.id)
                 .where(ConversationRow.id == conversation)
                 .where(MessageRow.id > ConversationRow.context_since)
@@ -172,6 +166,15 @@ class SqlTurns(SqlPart):
         with self._session(write=True) as s:
             change = update(MessageRow).where(MessageRow.id == message_id).values(text=text)
             return rowcount(s.execute(change)) > 0
+
+
+def _turns_with_writers() -> Select[MessageRow, UserRow]:
+    """Turns with their conversations joined in, each with its writer (``None``: Parley)."""
+    return (
+        select(MessageRow, UserRow)
+        .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+        .outerjoin(UserRow, MessageRow.user_id == UserRow.id)
+    )
 
 
 def conversation_id(s: Session, key: ConversationKey) -> int:
