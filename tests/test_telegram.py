@@ -42,7 +42,7 @@ from core.errors import ConfigurationError, StoreError
 from core.generator import EchoGenerator, GenerationRequest, GenerationResult
 from core.store import Store
 from core.types import ConversationKey, Rating, Role
-from tests.factories import make_service
+from tests.factories import make_inbox, make_service
 from tests.fakes.explainer import LINE, PictureExplainer
 from tests.fakes.telegram_server import (
     ADA,
@@ -132,7 +132,7 @@ def options_for(server: FakeTelegram, **changes: Any) -> TelegramOptions:
 async def running(
     server: FakeTelegram, service: ConversationService, **changes: Any
 ) -> AsyncIterator[TelegramAdapter]:
-    adapter = TelegramAdapter(service, options_for(server, **changes))
+    adapter = TelegramAdapter(make_inbox(service), options_for(server, **changes))
     await adapter.start()
     try:
         yield adapter
@@ -816,7 +816,7 @@ async def test_webhook_with_the_database_down_asks_telegram_to_retry(
 async def test_webhook_before_start_asks_telegram_to_retry(telegram: FakeTelegram) -> None:
     service, _, _ = make_service()
     adapter = TelegramAdapter(
-        service, options_for(telegram, webhook_url=WEBHOOK_URL, webhook_secret=SECRET)
+        make_inbox(service), options_for(telegram, webhook_url=WEBHOOK_URL, webhook_secret=SECRET)
     )
     body = json.dumps(private_message("early")).encode()
     assert await adapter.handle_webhook(body, SECRET) == 503
@@ -839,7 +839,7 @@ async def test_the_token_stays_out_of_the_logs(
 
 async def test_a_refused_token_is_a_configuration_error(telegram: FakeTelegram) -> None:
     service, _, _ = make_service()
-    adapter = TelegramAdapter(service, options_for(telegram, token="999:wrong"))
+    adapter = TelegramAdapter(make_inbox(service), options_for(telegram, token="999:wrong"))
     with pytest.raises(ConfigurationError, match="PARLEY_TELEGRAM_TOKEN"):
         await adapter.start()
 
