@@ -26,7 +26,7 @@ from core.generator import EchoGenerator, GenerationRequest, GenerationResult
 from core.store import Store
 from core.types import ConversationKey, Role
 from tests.factories import make_inbox
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     FakeTelegram,
     SentMessage,
 )

@@ -34,7 +34,7 @@ from core.redaction import redact
 from core.safety import Safety
 from tests.factories import make_inbox, make_service
 from tests.fakes.slack_server import BOT_USER, TEAM, FakeSlack, SlackSender, dm
-from tests.fakes.telegram_server import FakeTelegram, group_message, private_message
+from tests.fakes.telegram import FakeTelegram, group_message, private_message
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

@@ -22,7 +22,7 @@ from core.store import Store
 from core.types import ConversationKey, Role
 from tests.factories import make_service
 from tests.fakes.slack_server import TEAM, FakeSlack, SlackSender, app_mention, dm
-from tests.fakes.telegram_server import ADA, FakeTelegram, photo_message, voice_message
+from tests.fakes.telegram import ADA, FakeTelegram, photo_message, voice_message
 from tests.media_fixtures import blank_picture, needs_media_tools, picture_with_text, speech
 from tests.slack_fixtures import SECRET, settings_for
 from tests.telegram_fixtures import replied, running

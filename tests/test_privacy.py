@@ -207,7 +207,7 @@ def test_log_lines_carry_no_personal_data(caplog: pytest.LogCaptureFixture) -> N
 
 
 async def test_export_arrives_as_a_json_document_on_telegram() -> None:
-    from tests.fakes.telegram_server import ADA, FakeTelegram, private_message
+    from tests.fakes.telegram import ADA, FakeTelegram, private_message
     from tests.telegram_fixtures import replied, running
 
     service, _, _ = make_service()

@@ -14,7 +14,7 @@ from core.commands import COMMANDS
 from core.generator import EchoGenerator
 from core.types import ConversationKey, Rating, Role
 from tests.factories import make_service
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     ADA,
     BOB,
     FORUM,

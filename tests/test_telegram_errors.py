@@ -21,7 +21,7 @@ from bots.telegram import __main__ as telegram_main
 from core.errors import ConfigurationError
 from core.generator import EchoGenerator
 from tests.factories import make_inbox, make_service
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     ADA,
     GROUP,
     OTHER_BOT,
@@ -122,7 +122,7 @@ async def test_a_send_failure_is_logged_and_apologised_for(
 
     async def refuse_answers(params: dict[str, Any]) -> Any:
         if params.get("text") == "fine":
-            from tests.fakes.telegram_server import _error
+            from tests.fakes.telegram.http import _error
 
             return _error(400, "Bad Request: chat not found")
         return await original(params)

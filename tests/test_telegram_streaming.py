@@ -16,7 +16,7 @@ from bots.text import FENCE, utf16_len
 from core.generator import EchoGenerator
 from tests.factories import make_service
 from tests.fakes.explainer import LINE, PictureExplainer
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     ADA,
     FORUM,
     GROUP,

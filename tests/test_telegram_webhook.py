@@ -30,7 +30,7 @@ from config.wiring import Parley
 from core.conversation import ConversationService
 from core.generator import EchoGenerator
 from tests.factories import make_inbox, make_service
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     ADA,
     FakeTelegram,
     private_message,
