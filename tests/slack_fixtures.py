@@ -24,7 +24,7 @@ from core.memory_store import MemoryStore
 from core.store import Store
 from core.types import ConversationKey, Role
 from tests.factories import make_service
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     TEAM,
     FakeSlack,
     SentMessage,

@@ -33,7 +33,7 @@ from core.prompt_guard import _CONTROL, PromptGuard, looks_like_injection, neutr
 from core.redaction import redact
 from core.safety import Safety
 from tests.factories import make_inbox, make_service
-from tests.fakes.slack_server import BOT_USER, TEAM, FakeSlack, SlackSender, dm
+from tests.fakes.slack import BOT_USER, TEAM, FakeSlack, SlackSender, dm
 from tests.fakes.telegram import FakeTelegram, group_message, private_message
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")

@@ -21,7 +21,7 @@ from core.media import MediaIntake, MediaLimits
 from core.store import Store
 from core.types import ConversationKey, Role
 from tests.factories import make_service
-from tests.fakes.slack_server import TEAM, FakeSlack, SlackSender, app_mention, dm
+from tests.fakes.slack import TEAM, FakeSlack, SlackSender, app_mention, dm
 from tests.fakes.telegram import ADA, FakeTelegram, photo_message, voice_message
 from tests.media_fixtures import blank_picture, needs_media_tools, picture_with_text, speech
 from tests.slack_fixtures import SECRET, settings_for

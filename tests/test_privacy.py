@@ -224,7 +224,7 @@ async def test_export_arrives_as_a_json_document_on_telegram() -> None:
 
 
 async def test_export_is_uploaded_as_a_file_in_a_slack_dm() -> None:
-    from tests.fakes.slack_server import FakeSlack
+    from tests.fakes.slack import FakeSlack
     from tests.slack_fixtures import harness
 
     async with FakeSlack() as slack:

@@ -8,7 +8,7 @@ record of each message is what the person would finally see.
 from __future__ import annotations
 
 from core.types import ConversationKey, Rating, Role
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     FakeSlack,

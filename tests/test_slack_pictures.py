@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from tests.fakes.explainer import LINE, PictureExplainer
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     BOT_USER,
     FakeSlack,
     app_mention,

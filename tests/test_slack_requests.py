@@ -17,7 +17,7 @@ import pytest
 
 from bots.slack import build_slack
 from tests.factories import make_service
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     FakeSlack,
     dm,
     event_callback,

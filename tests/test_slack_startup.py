@@ -21,7 +21,7 @@ import pytest
 from bots.slack import build_slack
 from core.errors import ConfigurationError
 from tests.factories import make_service
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     BOT_SCOPES,
     FakeSlack,
     SlackSender,

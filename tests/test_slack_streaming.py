@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from core.generator import EchoGenerator
-from tests.fakes.slack_server import (
+from tests.fakes.slack import (
     BOT_ID,
     BOT_USER,
     FakeSlack,
