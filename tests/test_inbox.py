@@ -162,26 +162,25 @@ async def test_a_webhook_event_that_cannot_be_stored_is_released_and_refused() -
     assert len(generator.requests) == 1
 
 
-async def test_a_polled_event_is_answered_even_when_it_cannot_be_claimed() -> None:
-    store = OutageStore("claim")
-    service, _, _ = make_service(store=store)
+async def polled_while_down(operation: str) -> tuple[Screen, EchoGenerator]:
+    """Take a polled message while the store's ``operation`` fails; wait for its reply."""
+    service, _, generator = make_service(store=OutageStore(operation))
     inbox = make_inbox(service)
     screen = Screen()
     incoming = Incoming(make_message("hello"), event_id="1", refusable=False)
     assert await inbox.receive(incoming, lambda _: screen) is Receipt.TAKEN
     await inbox.drain()
+    return screen, generator
+
+
+async def test_a_polled_event_is_answered_even_when_it_cannot_be_claimed() -> None:
+    screen, _ = await polled_while_down("claim")
     assert screen.final is not None
     assert screen.final.kind is ReplyKind.ANSWER
 
 
 async def test_a_polled_event_that_cannot_be_stored_gets_an_apology() -> None:
-    store = OutageStore("append")
-    service, _, generator = make_service(store=store)
-    inbox = make_inbox(service)
-    screen = Screen()
-    incoming = Incoming(make_message("hello"), event_id="1", refusable=False)
-    assert await inbox.receive(incoming, lambda _: screen) is Receipt.TAKEN
-    await inbox.drain()
+    screen, generator = await polled_while_down("append")
     assert screen.apology == APOLOGY
     assert generator.requests == []
 

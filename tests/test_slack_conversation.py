@@ -1,9 +1,4 @@
-"""People talk with Parley on Slack: DMs, threads, buttons, /parley commands.
-
-Every request is signed like Slack signs it and posted to the adapter's Starlette route;
-every Web API call goes over HTTP to the local fake Slack (:mod:`tests.fakes.slack`), whose
-record of each message is what the person would finally see.
-"""
+"""People talk with Parley on Slack: DMs, threads, buttons, /parley commands."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Pictures that come with a Slack reply (the /explain charts): after the text, once each.
-
-Every request is signed like Slack signs it and posted to the adapter's Starlette route;
-every Web API call goes over HTTP to the local fake Slack (:mod:`tests.fakes.slack`), whose
-record of each message is what the person would finally see.
-"""
+"""Pictures that come with a Slack reply (the /explain charts): after the text, once each."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""What Slack sends the adapter: signatures, malformed bodies, retries, a database that is down.
-
-Every request is signed like Slack signs it and posted to the adapter's Starlette route;
-every Web API call goes over HTTP to the local fake Slack (:mod:`tests.fakes.slack`), whose
-record of each message is what the person would finally see.
-"""
+"""What Slack sends the adapter: signatures, malformed bodies, retries, a database that is down."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The Slack app starting up: uvicorn, the manifest, tokens and settings.
-
-Every request is signed like Slack signs it and posted to the adapter's Starlette route;
-every Web API call goes over HTTP to the local fake Slack (:mod:`tests.fakes.slack`), whose
-record of each message is what the person would finally see.
-"""
+"""The Slack app starting up: uvicorn, the manifest, tokens and settings."""
 
 from __future__ import annotations
 

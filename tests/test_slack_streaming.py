@@ -1,9 +1,4 @@
-"""Replies in Slack while they are written: rate limits, long answers, safe text, failures.
-
-Every request is signed like Slack signs it and posted to the adapter's Starlette route;
-every Web API call goes over HTTP to the local fake Slack (:mod:`tests.fakes.slack`), whose
-record of each message is what the person would finally see.
-"""
+"""Replies in Slack while they are written: rate limits, long answers, safe text, failures."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""A person talks with Parley on Telegram: turns, buttons, groups and forum topics.
-
-Every test runs python-telegram-bot over HTTP against the local fake Bot API server
-(:mod:`tests.fakes.telegram`) and the real conversation service (memory store, scripted
-generator), and asserts what a person in the chat would see and what the store recorded.
-"""
+"""A person talks with Parley on Telegram: turns, buttons, groups and forum topics."""
 
 from __future__ import annotations
 

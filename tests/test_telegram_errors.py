@@ -1,9 +1,4 @@
-"""The Telegram adapter with odd input and failures, redeliveries, and its start-up.
-
-Every test runs python-telegram-bot over HTTP against the local fake Bot API server
-(:mod:`tests.fakes.telegram`) and the real conversation service (memory store, scripted
-generator), and asserts what a person in the chat would see and what the store recorded.
-"""
+"""The Telegram adapter with odd input and failures, redeliveries, and its start-up."""
 
 from __future__ import annotations
 

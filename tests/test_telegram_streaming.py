@@ -1,9 +1,4 @@
-"""Replies on Telegram while they are written: paced edits, 429s, long answers, pictures.
-
-Every test runs python-telegram-bot over HTTP against the local fake Bot API server
-(:mod:`tests.fakes.telegram`) and the real conversation service (memory store, scripted
-generator), and asserts what a person in the chat would see and what the store recorded.
-"""
+"""Replies on Telegram while they are written: paced edits, 429s, long answers, pictures."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Telegram webhooks in the web process: the secret, malformed bodies, retries.
-
-Every test runs python-telegram-bot over HTTP against the local fake Bot API server
-(:mod:`tests.fakes.telegram`) and the real conversation service (memory store, scripted
-generator), and asserts what a person in the chat would see and what the store recorded.
-"""
+"""Telegram webhooks in the web process: the secret, malformed bodies, retries."""
 
 from __future__ import annotations
 
