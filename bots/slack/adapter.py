@@ -72,7 +72,7 @@ _FEEDBACK = re.compile(r"^parley_feedback_(good|bad)$")
 
 
 class SlackAdapter:
-    """Translates Slack events, slash commands and button presses for the conversation service."""
+    """Translates Slack events, slash commands and button presses for the inbox."""
 
     def __init__(
         self,
