@@ -22,7 +22,8 @@ The sequence, the same for every platform:
    says :attr:`Receipt.RETRY`: a webhook refuses the event and the platform delivers it
    again. A polled event cannot be refused (``refusable=False``): it is accepted after
    the receipt, and a store failure then gets an apology.
-4. **reply**, in the background and in arrival order per conversation: streamed into a
+4. **reply**, in the background and in arrival order per conversation (a polled message
+   takes its turn before it is accepted): streamed into a
    :class:`core.streaming.ReplyRenderer`; a failure gets an apology.
 5. **record**: the platform message that shows an answer is stored, so that replies
    to it can name it.
@@ -168,35 +169,41 @@ class Inbox:
     # ---------------------------------------------------------------- the steps
 
     async def _accept_and_answer(self, incoming: Incoming, renderer_for: RendererFactory) -> None:
-        """Accept a polled message after its receipt, then answer it."""
-        try:
-            accepted = await self._service.accept(await _completed(incoming))
-        except Exception:
-            log.exception("cannot take %s event %s", *_where(incoming))
-            await renderer_for(incoming.message).fail(APOLOGY)
-            return
-        await self._answer(accepted, renderer_for)
+        """Accept a polled message after its receipt, then answer it, in its turn."""
+        # The turn is taken before accepting, so that the messages are also stored in order.
+        async with self._order.hold(incoming.message.key):
+            try:
+                accepted = await self._service.accept(await _completed(incoming))
+            except Exception:
+                log.exception("cannot take %s event %s", *_where(incoming))
+                await renderer_for(incoming.message).fail(APOLOGY)
+                return
+            await self._reply(accepted, renderer_for)
 
     async def _answer(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
-        """Stream the reply in the conversation's turn, then record where the answer shows."""
+        """Answer an accepted message in the conversation's turn."""
+        async with self._order.hold(accepted.message.key):
+            await self._reply(accepted, renderer_for)
+
+    async def _reply(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
+        """Stream the reply into its renderer, then record where the answer shows."""
         message = accepted.message
-        async with self._order.hold(message.key):
-            renderer = renderer_for(message)
-            try:
-                async with aclosing(self._service.reply(accepted)) as stream:
-                    async for delta in stream:
-                        await renderer.add(delta)
-                    reply = stream.result
-                shown = await renderer.finish(reply)
-            except Exception:
-                log.exception(
-                    "replying in %s chat %s failed (conversation %s)",
-                    message.platform.capitalize(),
-                    message.chat,
-                    message.key.encode(),
-                )
-                await renderer.fail(APOLOGY)
-                return
+        renderer = renderer_for(message)
+        try:
+            async with aclosing(self._service.reply(accepted)) as stream:
+                async for delta in stream:
+                    await renderer.add(delta)
+                reply = stream.result
+            shown = await renderer.finish(reply)
+        except Exception:
+            log.exception(
+                "replying in %s chat %s failed (conversation %s)",
+                message.platform.capitalize(),
+                message.chat,
+                message.key.encode(),
+            )
+            await renderer.fail(APOLOGY)
+            return
         if reply.kind is ReplyKind.ANSWER and reply.answer_id is not None and shown is not None:
             await self._delivered(reply.answer_id, shown)
 

@@ -213,7 +213,10 @@ async def test_the_platform_look_ups_run_only_for_messages_parley_answers() -> N
     assert screen.final is not None
 
 
-async def test_replies_in_one_conversation_keep_the_order_of_the_messages() -> None:
+@pytest.mark.parametrize("refusable", [True, False], ids=["webhook", "polled"])
+async def test_replies_in_one_conversation_keep_the_order_of_the_messages(
+    refusable: bool,
+) -> None:
     service, _, _ = make_service(generator=SlowFirst())
     inbox = make_inbox(service)
     finished: list[str] = []
@@ -223,8 +226,9 @@ async def test_replies_in_one_conversation_keep_the_order_of_the_messages() -> N
             finished.append(reply.text)
             return await super().finish(reply)
 
-    await inbox.receive(Incoming(make_message("first")), lambda _: Noting())
-    await inbox.receive(Incoming(make_message("second")), lambda _: Noting())
+    for text in ("first", "second"):
+        incoming = Incoming(make_message(text), refusable=refusable)
+        await inbox.receive(incoming, lambda _: Noting())
     await inbox.drain()
     assert finished == ["You said: first", "You said: second"]
 
