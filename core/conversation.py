@@ -367,35 +367,6 @@ class ConversationService:
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))
 
-    def should_answer(self, message: Message) -> bool:
-        """Private chats get an answer to everything; groups when Parley is addressed."""
-        if not message.is_group:
-            return True
-        addressed = message.mentions_bot or message.reply_to_bot
-        return addressed or parse_command(message.text.strip()) is not None
-
-    async def first_delivery(self, platform: str, event_id: str) -> bool:
-        """True the first time a platform event arrives; False for redeliveries and retries.
-
-        Raises :class:`core.errors.StoreError` when the database is down: the caller must
-        then refuse the event so that the platform delivers it again.
-        """
-        return await asyncio.to_thread(self._store.claim_event, platform, event_id)
-
-    async def release_delivery(self, platform: str, event_id: str) -> None:
-        """Undo :meth:`first_delivery` for an event that could not be taken after all.
-
-        Best effort: the platform delivers the event again, and it must then be new.
-        """
-        try:
-            await asyncio.to_thread(self._store.release_event, platform, event_id)
-        except Exception:
-            log.exception("could not release %s event %s", platform, event_id)
-
-    async def delivered(self, answer_id: int, platform_message_id: str) -> None:
-        """Record which platform message shows an answer, so replies to it can name it."""
-        await asyncio.to_thread(self._store.mark_delivered, answer_id, platform_message_id)
-
     async def rate(self, answer_id: int, user: UserRef, rating: Rating) -> Reply:
         """A 👍/👎 on one answer; a person's later rating replaces their earlier one."""
         answer = await asyncio.to_thread(self._store.answer, answer_id)

@@ -1,11 +1,14 @@
-"""A stream of text deltas that ends in a result: how answers travel through Parley."""
+"""How answers travel through Parley: a stream of text deltas that ends in a result, and
+the renderer that shows one on a platform."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Streamed"]
+from core.types import Reply
+
+__all__ = ["ReplyRenderer", "Streamed"]
 
 ResultT = TypeVar("ResultT")
 
@@ -70,3 +73,28 @@ class Streamed(Generic[ResultT]):
         async for _ in self:
             pass
         return self.result
+
+
+class ReplyRenderer(Protocol):
+    """Shows one reply on a platform while it is written: what every chat adapter renders.
+
+    The core drives it (:class:`core.inbox.Inbox`): :meth:`add` for each streamed piece,
+    then exactly one of :meth:`finish` (the reply is complete) or :meth:`fail` (it could
+    not be made or shown)::
+
+        async for delta in stream:
+            await renderer.add(delta)
+        shown = await renderer.finish(stream.result)
+    """
+
+    async def add(self, delta: str) -> None:
+        """Take the next piece of the reply's text; show it when the platform's pace allows."""
+
+    async def finish(self, reply: Reply) -> str | None:
+        """Show the final reply (buttons, pictures); return the id of the message with the answer.
+
+        Raises when the text cannot be shown: the caller then calls :meth:`fail`.
+        """
+
+    async def fail(self, apology: str) -> None:
+        """Stop showing the reply and tell the person it failed; best effort, never raises."""

@@ -134,4 +134,10 @@ def redis_client() -> Iterator[redis.Redis]:
 
 from tests.model_fixtures import generator, test_settings  # noqa: E402
 
-__all__ = ["generator", "test_settings"]
+# ---------------------------------------------------------------------------------------
+# Local fake chat platforms (tests/telegram_fixtures.py, tests/slack_fixtures.py).
+# ---------------------------------------------------------------------------------------
+from tests.slack_fixtures import slack  # noqa: E402
+from tests.telegram_fixtures import telegram  # noqa: E402
+
+__all__ = ["generator", "slack", "telegram", "test_settings"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.conversation import ConversationOptions, ConversationService
 from core.explanation import Explainer
 from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
+from core.inbox import Inbox
 from core.media import MediaIntake
 from core.memory import MemoryStore
 from core.privacy import Privacy
@@ -77,3 +78,8 @@ def make_service(
         privacy=privacy,
     )
     return service, store, generator
+
+
+def make_inbox(service: ConversationService) -> Inbox:
+    """The inbox over a service, claiming and recording deliveries in the service's store."""
+    return Inbox(service, events=service.store, conversations=service.store)

@@ -32,9 +32,9 @@ from core.generator import EchoGenerator, FinishReason, GenerationRequest, Gener
 from core.prompt_guard import _CONTROL, PromptGuard, looks_like_injection, neutralize
 from core.redaction import redact
 from core.safety import Safety
-from tests.factories import make_service
-from tests.fakes.slack_server import BOT_USER, TEAM, FakeSlack, SlackSender, dm
-from tests.fakes.telegram_server import FakeTelegram, group_message, private_message
+from tests.factories import make_inbox, make_service
+from tests.fakes.slack import BOT_USER, TEAM, FakeSlack, SlackSender, dm
+from tests.fakes.telegram import FakeTelegram, group_message, private_message
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -139,7 +139,7 @@ def platforms() -> Iterator[Platforms]:
             typing_interval=5,
             drain_timeout=10,
         )
-        bot = TelegramAdapter(service, options)
+        bot = TelegramAdapter(make_inbox(service), options)
         await bot.start()
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=Starlette(routes=bot.routes())),

@@ -417,7 +417,7 @@ def test_telegram_voice_audio_photos_and_image_documents_become_attachments() ->
     import telegram
 
     from bots.telegram.files import attachments_of
-    from tests.fakes.telegram_server import photo_message, private_message, voice_message
+    from tests.fakes.telegram import photo_message, private_message, voice_message
 
     bot = telegram.Bot("123:abc")
 

@@ -10,7 +10,6 @@ was heard. What the chat shows and what the store holds are checked.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,11 +21,11 @@ from core.media import MediaIntake, MediaLimits
 from core.store import Store
 from core.types import ConversationKey, Role
 from tests.factories import make_service
-from tests.fakes.slack_server import TEAM, FakeSlack, SlackSender, app_mention, dm
-from tests.fakes.telegram_server import ADA, FakeTelegram, photo_message, voice_message
+from tests.fakes.slack import TEAM, FakeSlack, SlackSender, app_mention, dm
+from tests.fakes.telegram import ADA, FakeTelegram, photo_message, voice_message
 from tests.media_fixtures import blank_picture, needs_media_tools, picture_with_text, speech
-from tests.test_slack import SECRET, settings_for
-from tests.test_telegram import replied, running
+from tests.slack_fixtures import SECRET, settings_for
+from tests.telegram_fixtures import replied, running
 from workers.media import LocalMediaReader, MediaOptions
 
 pytestmark = [
@@ -56,12 +55,6 @@ def user_turns(store: Store, key: ConversationKey) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- Telegram
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
 
 
 async def test_a_telegram_voice_note_is_heard_and_answered(telegram: FakeTelegram) -> None:
@@ -121,12 +114,6 @@ async def test_telegram_refuses_oversized_and_corrupt_voice_notes_clearly(
 
 
 # ------------------------------------------------------------------------------- Slack
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 async def deliver(slack: FakeSlack, service: ConversationService, *events: dict[str, Any]) -> None:

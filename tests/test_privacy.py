@@ -207,8 +207,8 @@ def test_log_lines_carry_no_personal_data(caplog: pytest.LogCaptureFixture) -> N
 
 
 async def test_export_arrives_as_a_json_document_on_telegram() -> None:
-    from tests.fakes.telegram_server import ADA, FakeTelegram, private_message
-    from tests.test_telegram import replied, running
+    from tests.fakes.telegram import ADA, FakeTelegram, private_message
+    from tests.telegram_fixtures import replied, running
 
     service, _, _ = make_service()
     async with FakeTelegram() as telegram, running(telegram, service):
@@ -224,8 +224,8 @@ async def test_export_arrives_as_a_json_document_on_telegram() -> None:
 
 
 async def test_export_is_uploaded_as_a_file_in_a_slack_dm() -> None:
-    from tests.fakes.slack_server import FakeSlack
-    from tests.test_slack import harness
+    from tests.fakes.slack import FakeSlack
+    from tests.slack_fixtures import harness
 
     async with FakeSlack() as slack:
         h = harness(slack, replies=["Noted."])

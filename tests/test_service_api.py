@@ -1,43 +1,11 @@
-"""What the adapters call on the service: addressing, delivery, buttons, profile, forget."""
+"""What the inbox and the commands call on the service: buttons, profile, forget."""
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
 from core.types import Rating, ReplyKind, Role, UserProfile
 from tests.factories import make_message, make_service, make_user
-
-
-@pytest.mark.parametrize(
-    ("group", "mention", "reply_to_bot", "text", "expected"),
-    [
-        (False, False, False, "hi", True),
-        (True, False, False, "hi all", False),
-        (True, True, False, "hi", True),
-        (True, False, True, "and then?", True),
-        (True, False, False, "/explain@ParleyBot", True),
-    ],
-)
-def test_should_answer(
-    group: bool, mention: bool, reply_to_bot: bool, text: str, expected: bool
-) -> None:
-    service, _, _ = make_service()
-    message = make_message(text, is_group=group)
-    message = type(message)(
-        **{**_fields(message), "mentions_bot": mention, "reply_to_bot": reply_to_bot}
-    )
-    assert service.should_answer(message) is expected
-
-
-def _fields(message: object) -> dict[str, object]:
-    return {name: getattr(message, name) for name in message.__slots__}  # type: ignore[attr-defined]
-
-
-async def test_first_delivery_only_once() -> None:
-    service, _, _ = make_service()
-    assert await service.first_delivery("telegram", "42")
-    assert not await service.first_delivery("telegram", "42")
-    assert await service.first_delivery("slack", "42")
 
 
 async def test_buttons_rate_the_exact_answer_and_replace() -> None:
@@ -55,23 +23,10 @@ async def test_buttons_rate_the_exact_answer_and_replace() -> None:
     assert "can't find" in missing.text
 
 
-async def test_feedback_replying_to_an_answer_names_that_answer() -> None:
-    service, store, _ = make_service()
-    first = await service.handle(make_message("one")).collect()
-    await service.handle(make_message("two")).collect()
-    assert first.answer_id is not None
-    await service.delivered(first.answer_id, "m-100")
-    message = make_message("/feedback bad It was three")
-    message = type(message)(**{**_fields(message), "reply_to": "m-100"})
-    await service.handle(message).collect()
-    [feedback] = store.feedback_for(first.answer_id)
-    assert feedback.correction == "It was three"
-
-
 async def test_media_gets_an_explanation_without_the_model() -> None:
     service, _, generator = make_service()
     message = make_message("look at this")
-    message = type(message)(**{**_fields(message), "media": ("photo",)})
+    message = replace(message, media=("photo",))
     reply = await service.handle(message).collect()
     assert "photo" in reply.text
     assert "caption" in reply.text

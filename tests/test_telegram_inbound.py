@@ -14,7 +14,7 @@ from bots.telegram.inbound import BotIdentity, to_message
 from config.settings import Settings
 from core.errors import ConfigurationError
 from core.types import Rating
-from tests.fakes.telegram_server import (
+from tests.fakes.telegram import (
     ADA,
     BOT,
     GROUP,

@@ -25,6 +25,7 @@ from bots.slack.adapter import EVENTS_PATH, SlackAdapter
 from config.settings import Settings
 from core.conversation import ConversationService
 from core.errors import ConfigurationError
+from core.inbox import Inbox
 
 __all__ = ["EVENTS_PATH", "SlackAdapter", "SlackConfig", "build_slack"]
 
@@ -69,6 +70,7 @@ def build_slack(
     """The Slack adapter for the configured app; raises ConfigurationError when incomplete."""
     config = SlackConfig.from_settings(settings)
     client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
+    inbox = Inbox(service, events=service.store, conversations=service.store)
     return SlackAdapter(
-        service, client=client, signing_secret=config.signing_secret, edit_interval=edit_interval
+        inbox, client=client, signing_secret=config.signing_secret, edit_interval=edit_interval
     )

@@ -8,21 +8,23 @@ Usage::
     ...
     await adapter.stop()               # lets answers in progress finish
 
-Every request is acknowledged within Slack's 3 seconds and the work is done afterwards in
-tasks the adapter tracks. Before an event is acknowledged it is claimed in the store
-(``service.first_delivery``): a retry of an event already claimed is acknowledged and
-dropped; a retry of one never claimed (e.g. lost in a restart) is answered; when the
-database is down the answer is 503, so that Slack delivers the event again.
+The adapter only translates and renders. A message event becomes a
+:class:`core.types.Message` (:mod:`bots.slack.events`) and goes to
+:meth:`core.inbox.Inbox.receive`, which claims, stores and answers it, streamed into the
+thread by :class:`bots.slack.reply.SlackReply`. Every request is acknowledged within
+Slack's 3 seconds and the work is done afterwards in tasks the inbox tracks; an event is
+stored before it is acknowledged: a retry of an event already claimed is acknowledged
+and dropped; a retry of one never claimed (e.g. lost in a restart) is answered; when the
+database is down the answer is 503, so that Slack delivers the event again. Slash
+commands are answered privately (:class:`bots.slack.command.CommandReply`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bots.slack.delivery import ReplyWriter
+from bots.slack.command import CommandReply
 from bots.slack.events import (
     PLATFORM,
     LastThreads,
@@ -45,10 +47,12 @@ from bots.slack.events import (
     translate_event,
 )
 from bots.slack.files import SlackFiles
-from bots.slack.render import FEEDBACK_GOOD, split_mrkdwn, to_mrkdwn
-from core.conversation import APOLOGY, Accepted, ConversationService
-from core.errors import ConfigurationError, StoreError
-from core.locks import KeyedLocks
+from bots.slack.names import Names
+from bots.slack.render import FEEDBACK_GOOD, to_mrkdwn
+from bots.slack.reply import SlackReply
+from core.conversation import APOLOGY
+from core.errors import ConfigurationError
+from core.inbox import Inbox, Incoming, Receipt
 from core.types import Message, Rating, UserRef
 
 __all__ = ["EVENTS_PATH", "MAX_BODY_BYTES", "SlackAdapter"]
@@ -64,81 +68,41 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Larger request bodies are refused unread; Slack's own stay far below."""
 
-WITHHELD = (
-    "(This comes with pictures, which Slack would show to the whole channel: mention me "
-    "with {command} in the thread to see them there.)"
-)
-"""Added to a slash command's private reply in a channel when its pictures are withheld."""
-
-_MESSAGE = "parley_message"
 _FEEDBACK = re.compile(r"^parley_feedback_(good|bad)$")
 
 
-class _Names:
-    """People's display names from users.info, looked up once per person (bounded)."""
-
-    def __init__(self, client: AsyncWebClient, size: int = 10_000) -> None:
-        self._client = client
-        self._size = size
-        self._names: dict[str, str | None] = {}
-
-    async def of(self, user_id: str) -> str | None:
-        """The name Slack shows for a person, or ``None`` when it cannot be had."""
-        if user_id in self._names:
-            return self._names[user_id]
-        name: str | None = None
-        try:
-            found = (await self._client.users_info(user=user_id)).get("user") or {}
-            profile = found.get("profile") or {}
-            name = profile.get("display_name") or found.get("real_name") or found.get("name")
-        except SlackApiError as exc:
-            # e.g. missing_scope (no users:read): the core then says "user U…".
-            log.info("users.info for %s failed: %s", user_id, exc.response.get("error"))
-        except Exception:
-            log.warning("users.info for %s failed", user_id, exc_info=True)
-            return None  # a network failure is not remembered
-        if len(self._names) >= self._size:
-            self._names.clear()
-        self._names[user_id] = name if isinstance(name, str) and name else None
-        return self._names[user_id]
-
-
 class SlackAdapter:
-    """Translates Slack events, slash commands and button presses for the conversation service."""
+    """Translates Slack events, slash commands and button presses for the inbox."""
 
     def __init__(
         self,
-        service: ConversationService,
+        inbox: Inbox,
         *,
         client: AsyncWebClient,
         signing_secret: str | None,
         command: str = "/parley",
         edit_interval: float = 1.0,
     ) -> None:
-        self._service = service
+        self._inbox = inbox
         self._client = client
         self._signing_secret = signing_secret
         self._command = command
         self._edit_interval = edit_interval
         self._threads = ThreadMemory()
         self._last_threads = LastThreads()
-        self._locks = KeyedLocks()
-        self._names = _Names(client)
+        self._names = Names(client)
         self._files = SlackFiles(client)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.app = AsyncApp(
             name="parley",
             client=client,
             # Always a string: bolt would otherwise read SLACK_SIGNING_SECRET itself.
             signing_secret=signing_secret or "",
-            # Listeners only claim the event and start a task: they finish well within 3 s,
-            # and running them before the response lets a failed claim answer 503.
+            # Listeners only store the event and start a task: they finish well within 3 s,
+            # and running them before the response lets a failed store answer 503.
             process_before_response=True,
         )
         """The slack-bolt app (for Socket Mode: ``AsyncSocketModeHandler(adapter.app, …)``)."""
         self.app.use(self._admit_event)
-        self.app.event("message")(self._on_event)
-        self.app.event("app_mention")(self._on_event)
         self.app.command(command)(self._on_command)
         self.app.action(_FEEDBACK)(self._on_feedback)
 
@@ -168,16 +132,11 @@ class SlackAdapter:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let answers in progress finish (up to ``grace`` seconds), then cancel the rest."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), grace)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._inbox.close(grace)
 
     async def drain(self) -> None:
         """Wait until every answer, command and rating in progress is done."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._inbox.drain()
 
     async def handle_http(self, request: Request) -> Response:
         """The Starlette endpoint: verify (bolt), dispatch, and answer Slack."""
@@ -209,40 +168,22 @@ class SlackAdapter:
     async def _admit_event(
         self, body: dict[str, Any], context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        """Translate an event, ask the core, and claim it; acknowledge what is not for Parley."""
+        """Translate a message event and hand it to the inbox; 503 when it cannot be stored."""
         if body.get("type") != "event_callback":
             await next_()
             return None
         message = translate_event(body, bot_user_id=context.bot_user_id, threads=self._threads)
-        if message is None or not self._service.should_answer(message):
+        if message is None:
             return BoltResponse(status=200, body="")
-        message = self._files.with_attachments(message, body["event"])
         event_id = body.get("event_id")
-        if isinstance(event_id, str) and event_id:
-            try:
-                first = await self._service.first_delivery(PLATFORM, event_id)
-            except StoreError:
-                log.exception("could not claim Slack event %s; asking Slack to retry", event_id)
-                return BoltResponse(status=503, body="the database is unavailable; retry later")
-            if not first:
-                log.info("Slack event %s was already handled; acknowledged again", event_id)
-                return BoltResponse(status=200, body="")
-        # The message is stored before Slack hears 200: nothing acknowledged is lost.
-        try:
-            context[_MESSAGE] = await self._service.accept(await self._named(message))
-        except StoreError:
-            log.exception("could not store Slack event %s; asking Slack to retry", event_id)
-            if isinstance(event_id, str) and event_id:
-                await self._service.release_delivery(PLATFORM, event_id)
+        incoming = Incoming(
+            self._files.with_attachments(message, body["event"]),
+            event_id=event_id if isinstance(event_id, str) and event_id else None,
+            complete=self._named,
+        )
+        if await self._inbox.receive(incoming, self._reply_in_thread) is Receipt.RETRY:
             return BoltResponse(status=503, body="the database is unavailable; retry later")
-        await next_()
-        return None
-
-    async def _on_event(self, context: AsyncBoltContext) -> None:
-        """An admitted message or mention: answer it in a task."""
-        accepted = context.get(_MESSAGE)
-        if isinstance(accepted, Accepted):
-            self._spawn(self._answer(accepted))
+        return BoltResponse(status=200, body="")
 
     async def _named(self, message: Message) -> Message:
         """The message with its sender's display name, when Slack tells it in time."""
@@ -257,93 +198,35 @@ class SlackAdapter:
     async def _on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        """``/parley sub-command``: acknowledge now, reply ephemerally when done."""
+        """``/parley sub-command``: acknowledge now, reply privately when done."""
         await ack()
         message = command_message(command, self._last_threads)
         if message is not None:
-            self._spawn(self._run_command(message, respond))
+            await self._inbox.receive(
+                Incoming(message, refusable=False),
+                lambda message: CommandReply(self._client, respond, message),
+            )
 
     async def _on_feedback(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
     ) -> None:
         """A 👍/👎 press: acknowledge now, rate and confirm ephemerally."""
         await ack()
-        self._spawn(self._rate(body, action))
+        self._inbox.later(self._rate(body, action))
 
     # ---- the work, after the acknowledgement ------------------------------------------------
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _answer(self, accepted: Accepted) -> None:
-        """Stream the core's reply into the thread and record where the answer is shown."""
-        message = accepted.message
+    def _reply_in_thread(self, message: Message) -> SlackReply:
+        """The renderer of a message's reply; notes the thread Parley answers in."""
         if message.is_group and message.thread is not None:
             self._threads.add(message.key)
         self._last_threads.note(message)
-        writer = ReplyWriter(
+        return SlackReply(
             self._client,
             channel=message.chat,
             thread_ts=message.thread,
             edit_interval=self._edit_interval,
         )
-        async with self._locks.hold(message.key):
-            try:
-                async with aclosing(self._service.reply(accepted)) as stream:
-                    async for delta in stream:
-                        await writer.add(delta)
-                    reply = stream.result
-                ts = await writer.finish(reply)
-            except Exception:
-                log.exception(
-                    "answering Slack message %s in %s failed",
-                    message.message_id,
-                    message.key.encode(),
-                )
-                await writer.apologise(APOLOGY)
-                return
-            # After the text and outside the apology: a refused upload costs only the picture.
-            await writer.share(reply.attachments)
-        if reply.answer_id is not None and ts is not None:
-            try:
-                await self._service.delivered(reply.answer_id, ts)
-            except Exception:
-                log.exception(
-                    "could not record Slack message %s for answer %s", ts, reply.answer_id
-                )
-
-    async def _run_command(self, message: Message, respond: AsyncRespond) -> None:
-        """Run a slash command through the core and answer only the person who ran it.
-
-        Slack has no files only one person sees: a reply's pictures are uploaded in a DM,
-        which only the person and Parley share, and withheld in a channel.
-        """
-        pictures: tuple[tuple[str, bytes], ...] = ()
-        try:
-            async with self._locks.hold(message.key):
-                reply = await self._service.handle(message).collect()
-            text = reply.text  # the core already spells commands as /parley cmd on Slack
-            pictures = reply.attachments
-        except Exception:
-            log.exception("Slack command %s failed", _command_name(message.text))
-            text = APOLOGY
-        if pictures and message.is_group:
-            log.info(
-                "pictures of %s withheld: a channel would see them", _command_name(message.text)
-            )
-            text += "\n\n" + WITHHELD.format(command=message.text)
-            pictures = ()
-        try:
-            for part in split_mrkdwn(to_mrkdwn(text)):
-                await respond(text=part, response_type="ephemeral", replace_original=False)
-        except Exception:
-            log.exception("could not answer Slack command %s", _command_name(message.text))
-            return
-        if pictures:
-            writer = ReplyWriter(self._client, channel=message.chat, thread_ts=message.thread)
-            await writer.share(pictures)
 
     async def _rate(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Record a button press and confirm it to the presser with an ephemeral message."""
@@ -362,7 +245,7 @@ class SlackAdapter:
             log.warning("a Slack feedback button carried no answer id: %r", action.get("value"))
             return
         try:
-            text = (await self._service.rate(answer_id, person, rating)).text
+            text = (await self._inbox.rate(answer_id, person, rating)).text
         except Exception:
             log.exception("recording feedback on answer %s failed", answer_id)
             text = APOLOGY
@@ -383,8 +266,3 @@ def _well_formed(body: object) -> bool:
         return False
     event = body.get("event")
     return event is None or isinstance(event, dict)
-
-
-def _command_name(text: str) -> str:
-    """The command's name alone, for the log: what people type after it stays out."""
-    return text.strip().split(maxsplit=1)[0][:32] if text.strip() else "(empty)"

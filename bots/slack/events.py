@@ -4,8 +4,8 @@ Usage::
 
     threads = ThreadMemory()
     message = translate_event(body, bot_user_id="U0BOT", threads=threads)
-    if message is not None and service.should_answer(message):
-        ...
+    if message is not None:
+        receipt = await inbox.receive(Incoming(message, event_id=...), renderer_for)
 
 Which conversation a Slack message belongs to:
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from bots.telegram.adapter import SECRET_HEADER, WEBHOOK_PATH, TelegramAdapter
 from bots.telegram.options import TelegramOptions
+from core.inbox import Inbox
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -33,4 +34,5 @@ __all__ = ["SECRET_HEADER", "WEBHOOK_PATH", "TelegramAdapter", "TelegramOptions"
 
 def build_telegram(service: ConversationService, settings: Settings) -> TelegramAdapter:
     """The Telegram adapter for the configured bot; raises ConfigurationError if it has none."""
-    return TelegramAdapter(service, TelegramOptions.from_settings(settings))
+    inbox = Inbox(service, events=service.store, conversations=service.store)
+    return TelegramAdapter(inbox, TelegramOptions.from_settings(settings))

@@ -23,6 +23,7 @@ import sys
 from bots.telegram.adapter import TelegramAdapter
 from bots.telegram.options import TelegramOptions
 from core.errors import ConfigurationError, ParleyError
+from core.inbox import Inbox
 
 __all__ = ["main", "serve"]
 
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(TelegramAdapter(parley.service, options)))
+        inbox = Inbox(parley.service, events=parley.store, conversations=parley.store)
+        asyncio.run(serve(TelegramAdapter(inbox, options)))
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2

@@ -4,8 +4,8 @@ Pure translation, no network: the adapter calls :func:`to_message` for every mes
 person sent and hands the result to the core, which decides whether to answer::
 
     message = to_message(update.message, BotIdentity(id=bot.id, username=bot.username))
-    if message is not None and service.should_answer(message):
-        ...
+    if message is not None:
+        receipt = await inbox.receive(Incoming(message, event_id=...), renderer_for)
 
 A forum topic is its own conversation (``thread`` is the topic id); a mention of the bot
 is removed from the text; media become ``media`` kinds with the caption as text.
