@@ -10,7 +10,8 @@ import pytest
 from config.settings import Settings
 from config.wiring import build_safety, forgetters, open_registry, open_store
 from core.access import AccessPolicy, parse_admins
-from core.admin import NOT_ADMIN
+from core.admin import NOT_ADMIN, AdminCommands
+from core.memory_store import MemoryStore
 from core.privacy import Privacy
 from core.registry import AdapterStatus, AdapterVersion, MemoryRegistry
 from core.safety import Safety
@@ -85,8 +86,10 @@ async def test_admins_see_versions_and_rates_promote_and_roll_back_in_chat() -> 
     registry = MemoryRegistry()
     registry.add(AdapterVersion(id="ft-1", base_model="smollm2", path="/adapters/ft-1"))
     access = AccessPolicy(admins=parse_admins(["test:boss"]))
-    service, store, _ = make_service(safety=Safety(access=access))
-    register_admin(service.admin, ModelVersions(registry, store))
+    store = MemoryStore()
+    admin = AdminCommands(access, store)
+    register_admin(admin, ModelVersions(registry, store))
+    service, _, _ = make_service(store=store, safety=Safety(access=access), admin=admin)
     boss = make_user("boss")
 
     async def say(text: str, user: UserRef = boss) -> str:

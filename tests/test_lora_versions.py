@@ -19,9 +19,9 @@ from config.settings import Settings
 from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterVersion, MemoryRegistry
 from core.types import ChatTurn, Role
-from workers.lora import VersionWatcher
 from workers.batching import BatchedGenerator
 from workers.generation import TransformersGenerator
+from workers.lora import VersionWatcher
 from workers.model import LoadedModel, load_model
 
 pytestmark = pytest.mark.slow

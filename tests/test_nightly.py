@@ -22,8 +22,8 @@ from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterStatus
 from core.types import ContextReport, ConversationKey, Feedback, Role, UserRef, utcnow
 from tests.test_training_run import FAST
-from workers.lora import VersionWatcher
 from workers.batching import BatchedGenerator
+from workers.lora import VersionWatcher
 from workers.model import LoadedModel, load_model
 from workers.nightly import RUNS_FILE, run_nightly
 from workers.training.synthetic import signed_feedback
