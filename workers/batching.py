@@ -36,8 +36,8 @@ from core.errors import GenerationError, ModelLoadError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.registry import AdapterVersion
 from core.streaming import Streamed
-from workers.lora import LoraSlot
 from workers.detokenizer import Detokenizer
+from workers.lora import LoraSlot
 from workers.model import HfTokenCounter, LoadedModel, load_model
 from workers.model import stop_token_ids as model_stop_ids
 from workers.running_batch import RunningBatch, new_cache, prompt_inputs

@@ -19,13 +19,13 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from core.errors import ModelLoadError
 from core.registry import AdapterRegistry, AdapterVersion
 from workers.model import LoadedModel
 
-__all__ = ["LoraSlot", "VersionWatcher", "SwitchesVersions"]
+__all__ = ["LoraSlot", "SwitchesVersions", "VersionWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class LoraSlot:
         self._loaded.adapter = None
 
 
+@runtime_checkable
 class SwitchesVersions(Protocol):
     """A generator that can serve another fine-tuned version between answers."""
 
