@@ -117,7 +117,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_the_reader_sees_every_package() -> None:
     names = modules()
     assert {"core.conversation", COMPOSITION_ROOT, "workers.tasks", "bots.web"} <= set(names)
-    assert ENTRY_POINTS <= set(names)
+    assert set(names) >= ENTRY_POINTS
     assert "config.wiring" in graph()["bots.web"]
 
 
