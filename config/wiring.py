@@ -337,6 +337,7 @@ def _service(
     listed_commands: dict[str, str] | None = None,
 ) -> ConversationService:
     """The conversation service, its commands (``/admin``'s included) registered first."""
+    options = conversation_options(settings)
     admin = AdminCommands(safety.access, store)
     register_admin(admin, ModelVersions(open_registry(store), store))
     commands = chat_commands(
@@ -344,14 +345,13 @@ def _service(
         safety=safety,
         privacy=Privacy(store, forgetters(settings, store, safety)),
         admin=admin,
-        assistant_name=settings.assistant_name,
-        history_turns=settings.history_turns,
+        options=options,
         explainer=explainer,
         listed=listed_commands,
     )
     return ConversationService(
         store=store,
-        options=conversation_options(settings),
+        options=options,
         answerer=answerer,
         commands=commands,
         safety=safety,

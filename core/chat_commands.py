@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from core.admin import AdminCommands
 from core.answer_commands import AnswerCommands
 from core.commands import COMMANDS, CommandHandler, CommandRegistry
+from core.conversation import ConversationOptions
 from core.explanation import Explainer
 from core.privacy import Privacy
 from core.profile_commands import ProfileCommands
@@ -33,8 +34,7 @@ def chat_commands(
     safety: Safety,
     privacy: Privacy,
     admin: AdminCommands,
-    assistant_name: str,
-    history_turns: int,
+    options: ConversationOptions,
     explainer: Explainer | None = None,
     listed: Mapping[str, str] | None = None,
 ) -> CommandRegistry:
@@ -45,10 +45,12 @@ def chat_commands(
     """
     registry = CommandRegistry()
     profiles = ProfileCommands(store, safety.clean)
-    answers = AnswerCommands(store, safety.clean, history_turns=history_turns, explainer=explainer)
+    answers = AnswerCommands(
+        store, safety.clean, history_turns=options.history_turns, explainer=explainer
+    )
 
     async def start(_: Message, args: str) -> Reply:
-        return Reply(text=f"Hi! I'm {assistant_name}. {registry.help()}")
+        return Reply(text=f"Hi! I'm {options.assistant_name}. {registry.help()}")
 
     async def show_help(_: Message, args: str) -> Reply:
         return Reply(text=registry.help())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.admin import AdminCommands
 from core.chat_commands import chat_commands
 from core.conversation import ConversationOptions, ConversationService, build_responder
@@ -54,14 +56,13 @@ def make_service(
     prompt_budget: int = 200,
     max_new_tokens: int = 50,
     max_message_chars: int = 2000,
-    explainer: Explainer | None = None,
-    sentiment: SentimentClassifier | None = None,
-    media: MediaIntake | None = None,
-    safety: Safety | None = None,
-    privacy: Privacy | None = None,
-    admin: AdminCommands | None = None,
+    **parts: Any,
 ) -> tuple[ConversationService, Store, EchoGenerator]:
-    """A conversation service over a memory store and the echo generator."""
+    """A conversation service over a memory store and the echo generator.
+
+    ``parts`` are :func:`assemble_service`'s: explainer, sentiment, media, safety, privacy,
+    admin.
+    """
     store = store if store is not None else MemoryStore()
     generator = generator if generator is not None else EchoGenerator()
     options = ConversationOptions(
@@ -70,18 +71,7 @@ def make_service(
         max_new_tokens=max_new_tokens,
         max_message_chars=max_message_chars,
     )
-    service = assemble_service(
-        store,
-        generator,
-        tokens or WordTokenCounter(),
-        options,
-        explainer=explainer,
-        sentiment=sentiment,
-        media=media,
-        safety=safety,
-        privacy=privacy,
-        admin=admin,
-    )
+    service = assemble_service(store, generator, tokens or WordTokenCounter(), options, **parts)
     return service, store, generator
 
 
@@ -108,8 +98,7 @@ def assemble_service(
         safety=safety,
         privacy=privacy or Privacy(store, [StoreForgetter(store)]),
         admin=admin or AdminCommands(safety.access, store),
-        assistant_name=options.assistant_name,
-        history_turns=options.history_turns,
+        options=options,
         explainer=explainer,
     )
     return ConversationService(
