@@ -34,8 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from config import Settings, load_settings  # noqa: E402
 from config.wiring import conversation_options, open_store  # noqa: E402
-from core.conversation import ConversationService  # noqa: E402
+from core.commands import CommandRegistry  # noqa: E402
+from core.conversation import ConversationService, build_responder  # noqa: E402
 from core.generator import EchoGenerator, GenerationRequest  # noqa: E402
+from core.responder import InProcessAnswerer  # noqa: E402
+from core.safety import Safety  # noqa: E402
 from core.types import ChatTurn, Message, Role, UserRef  # noqa: E402
 from workers.generation import TransformersGenerator  # noqa: E402
 from workers.model import load_model  # noqa: E402
@@ -141,11 +144,16 @@ async def measure_overhead(
             replies=["Sure, here are three ideas: a hike, a cooking class, a quiz night."]
             * messages
         )
+        options, safety = conversation_options(local), Safety()
+        responder = build_responder(
+            store=store, generator=echo, tokens=generator.tokens, options=options, safety=safety
+        )
         service = ConversationService(
             store=store,
-            generator=echo,
-            tokens=generator.tokens,
-            options=conversation_options(local),
+            options=options,
+            answerer=InProcessAnswerer(responder),
+            commands=CommandRegistry(),  # the messages are questions, not commands
+            safety=safety,
         )
         user = UserRef("bench", "u1", "Ada")
         times = []

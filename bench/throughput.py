@@ -258,7 +258,6 @@ class ScaledDeployment:
 
     def __enter__(self) -> ScaledDeployment:
         from config.wiring import build_web
-        from workers.celery_app import app, configure
 
         self.processes.append(
             subprocess.Popen(
@@ -281,7 +280,6 @@ class ScaledDeployment:
                 stderr=subprocess.STDOUT,
             )
         )
-        configure(app, self.settings)
         self.parley = build_web(self.settings)
         self.tokens = load_tokenizer(self.settings)
         deadline = time.monotonic() + 300

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import sys
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from config.startup import entry_point, start
+from config.wiring import build_embedded
 from core.conversation import ConversationService
-from core.errors import ParleyError
 from core.types import Message, UserRef
 
 __all__ = ["main", "run_console"]
@@ -120,6 +122,7 @@ async def run_console(
         stdout.flush()
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """Start the console chat on the configured (by default embedded) deployment."""
     parser = argparse.ArgumentParser(
@@ -131,49 +134,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from core.privacy import install_log_redaction
-
-    install_log_redaction()  # no personal data in any log line
-    from config import load_settings
-    from config.wiring import build_embedded
-
-    try:
-        settings = load_settings()
-        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
-        parley = build_embedded(settings, quit="leave the chat (or Ctrl-D)")
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    loaded = getattr(parley.generator, "loaded", None)
-    where = (
-        f"{loaded.version} on {loaded.device}, loaded in {loaded.load_seconds:.1f} s"
-        if loaded is not None
-        else parley.generator.model_version
-    )
-    print(
-        f"Parley is ready ({where}). Type a message, /help for commands, /quit to leave.",
-        flush=True,
-    )
-    user = UserRef(platform=PLATFORM, id=args.user, display_name=args.name)
-    try:
-        asyncio.run(
-            run_console(
-                parley.service,
-                user=user,
-                stdin=sys.stdin,
-                stdout=sys.stdout,
-                pictures=settings.data_dir / "pictures",
-            )
+    settings = start(logging.INFO if args.verbose else logging.WARNING)
+    print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+    with contextlib.closing(build_embedded(settings, quit="leave the chat (or Ctrl-D)")) as parley:
+        loaded = parley.loaded
+        where = (
+            f"{loaded.version} on {loaded.device}, loaded in {loaded.load_seconds:.1f} s"
+            if loaded is not None
+            else parley.generator.model_version
         )
-    except KeyboardInterrupt:
-        print("\nBye!")
-    finally:
-        parley.close()
+        print(
+            f"Parley is ready ({where}). Type a message, /help for commands, /quit to leave.",
+            flush=True,
+        )
+        user = UserRef(platform=PLATFORM, id=args.user, display_name=args.name)
+        try:
+            asyncio.run(
+                run_console(
+                    parley.service,
+                    user=user,
+                    stdin=sys.stdin,
+                    stdout=sys.stdout,
+                    pictures=settings.data_dir / "pictures",
+                )
+            )
+        except KeyboardInterrupt:
+            print("\nBye!")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Usage (the Procfile's ``web`` line)::
 
-    python -m bots.web            # serves on PARLEY_WEB_HOST:PARLEY_WEB_PORT
+    python -m bots.web               # serves on PARLEY_WEB_HOST:PARLEY_WEB_PORT
+    python -m bots.web --port 8080   # another port (the Procfile passes $PORT when set)
 
 Routes: ``POST /telegram/webhook`` (when a Telegram token is configured),
 ``POST /slack/events`` (when a Slack bot token and signing secret are configured),
@@ -11,6 +12,7 @@ Routes: ``POST /telegram/webhook`` (when a Telegram token is configured),
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -25,9 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
-from config.wiring import Parley
+from config.startup import entry_point, start
+from config.wiring import Parley, build_web
 from core.errors import ParleyError
-from core.privacy import install_log_redaction
 from core.types import ConversationKey
 
 __all__ = ["PlatformAdapter", "create_app", "main"]
@@ -64,11 +66,11 @@ def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
         return JSONResponse({"status": "ok", "model": parley.generator.model_version})
 
     async def metrics(_: Request) -> Response:
-        if parley.redis is not None:
-            from workers.celery_app import GENERATE_QUEUE, TRAIN_QUEUE
+        if parley.queued is not None:
+            from workers.queues import GENERATE_QUEUE, TRAIN_QUEUE
             from workers.scaled import record_queue_depths
 
-            await record_queue_depths(parley.redis, (GENERATE_QUEUE, TRAIN_QUEUE))
+            await record_queue_depths(parley.queued.redis, (GENERATE_QUEUE, TRAIN_QUEUE))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -96,38 +98,33 @@ def _adapters(parley: Parley, settings: Settings) -> list[PlatformAdapter]:
     if settings.telegram_token is not None:
         from bots.telegram import build_telegram
 
-        adapters.append(build_telegram(parley.service, settings))
+        adapters.append(build_telegram(parley.inbox, settings))
     if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
         from bots.slack import build_slack
 
-        adapters.append(build_slack(parley.service, settings))
+        adapters.append(build_slack(parley.inbox, settings))
     return adapters
 
 
-def main() -> int:
+@entry_point
+def main(argv: list[str] | None = None) -> int:
     """Serve the web process for the configured platforms."""
     import uvicorn
 
-    from config import load_settings
-    from config.wiring import build_web
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    install_log_redaction()  # no personal data in any log line
-    try:
-        settings = load_settings()
-        parley = build_web(settings)
+    parser = argparse.ArgumentParser(prog="python -m bots.web", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", help="address to listen on (default: PARLEY_WEB_HOST)")
+    parser.add_argument("--port", type=int, help="port (default: PARLEY_WEB_PORT)")
+    args = parser.parse_args(argv)
+    settings = start(logging.INFO)
+    with contextlib.closing(build_web(settings)) as parley:
         adapters = _adapters(parley, settings)
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    if not adapters:
-        log.warning("No platform is configured: serving only /healthz and /metrics")
-    try:
-        uvicorn.run(create_app(parley, adapters), host=settings.web_host, port=settings.web_port)
-    finally:
-        parley.close()
+        if not adapters:
+            log.warning("No platform is configured: serving only /healthz and /metrics")
+        uvicorn.run(
+            create_app(parley, adapters),
+            host=args.host or settings.web_host,
+            port=args.port or settings.web_port,
+        )
     return 0
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["PACKAGED_MODEL", "PACKAGED_WHISPER", "Settings"]
@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     """All of Parley's configuration, with defaults that need no outside service."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PARLEY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PARLEY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_by_name=True,
     )
 
     data_dir: Path = Field(
@@ -182,10 +186,12 @@ class Settings(BaseSettings):
     )
 
     # Learning from feedback: the nightly fine-tuning run and the adapters it serves.
-    adapters_dir: Path | None = Field(
+    versions_dir: Path | None = Field(
         default=None,
-        description="Where fine-tuned adapters, their reports and the run log are kept; "
-        "default <data_dir>/adapters. Shared by the trainer and every worker.",
+        # PARLEY_ADAPTERS_DIR is this setting's first name, and keeps working.
+        validation_alias=AliasChoices("PARLEY_VERSIONS_DIR", "PARLEY_ADAPTERS_DIR"),
+        description="Where fine-tuned versions (LoRA adapters), their reports and the run log "
+        "are kept; default <data_dir>/adapters. Shared by the trainer and every worker.",
     )
     adapter_poll_s: float = Field(
         default=5.0,
@@ -372,7 +378,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "generator",
         "worker_metrics_port",
-        "adapters_dir",
+        "versions_dir",
         "whisper_language",
         "vision_model",
         mode="before",
@@ -410,9 +416,9 @@ class Settings(BaseSettings):
         return self.model_cache_dir or self.data_dir / "models"
 
     @property
-    def adapters_path(self) -> Path:
-        """Where fine-tuned adapters are kept."""
-        return self.adapters_dir or self.data_dir / "adapters"
+    def versions_path(self) -> Path:
+        """Where fine-tuned versions (LoRA adapters) are kept."""
+        return self.versions_dir or self.data_dir / "adapters"
 
     @property
     def prompt_budget(self) -> int:

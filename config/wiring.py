@@ -1,26 +1,36 @@
-"""The one place that builds Parley's parts from the settings.
+"""Parley's composition root: the one place that builds its parts from the settings.
+
+Only entry points import it: the ``__main__`` modules of :mod:`bots.telegram` and
+:mod:`bots.slack`, :mod:`bots.web`, :mod:`bots.console`, the operator's commands
+(:mod:`workers.fine_tune`) and the Celery workers' bootstrap (:mod:`workers.celery_app`).
+Every part is built once, here, and handed to what uses it.
 
 - :func:`build_embedded` (the default): the store on SQLite (or PostgreSQL by URL) and the
   model answering in this process.
 - :func:`build_web`: what the web process needs; with ``PARLEY_DEPLOYMENT=scaled`` it loads
   no model and hands answers to the Celery workers (:class:`workers.scaled.CeleryAnswerer`).
-- :func:`build_worker`: a generation worker's store, model and responder.
+- :func:`worker_parts`: what a Celery worker process's tasks run on; :func:`build_worker`:
+  a generation worker's store, model, responder and Redis client.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from config.settings import Settings
 from core.access import AccessPolicy, AccessRule, parse_admins
-from core.conversation import ConversationOptions, ConversationService
+from core.admin import AdminCommands
+from core.chat_commands import chat_commands
+from core.conversation import ConversationOptions, ConversationService, build_responder
 from core.db import SqlStore, create_engine_for, upgrade
 from core.db.registry import SqlRegistry
-from core.errors import ModelLoadError
-from core.generator import Generator, TokenCounter
+from core.errors import ConfigurationError, ModelLoadError
+from core.explanation import Explainer
+from core.generator import Generator, LocalGenerator, TokenCounter
+from core.inbox import Inbox
 from core.limits import Limiter, LimitOptions, Limits, MemoryLimiter, RedisLimiter
 from core.media import MediaIntake, MediaLimits
 from core.moderation import ProfanityModerator
@@ -33,19 +43,20 @@ from core.privacy import (
     StoreForgetter,
 )
 from core.prompt_guard import PromptGuard
-from core.responder import JobOptions
+from core.responder import Answerer, InProcessAnswerer, JobOptions, Responder
 from core.safety import Safety
 from core.sentiment import SentimentClassifier
-from core.store import Store
 from core.versions import ModelVersions, register_admin
-from workers.explain import ModelExplainer
-
-if TYPE_CHECKING:
-    from workers.adapters import AdapterWatcher
-    from workers.runtime import WorkerRuntime
+from workers.explain import ModelExplainer, RunsLoadedModel
+from workers.lora import SwitchesVersions, VersionWatcher
+from workers.model import LoadedModel
+from workers.queues import TaskQueue, celery_app
+from workers.runtime import WorkerParts, WorkerRuntime
 
 __all__ = [
     "Parley",
+    "Queued",
+    "access_policy",
     "build_embedded",
     "build_generator",
     "build_media",
@@ -58,14 +69,9 @@ __all__ = [
     "load_sentiment",
     "open_registry",
     "open_store",
-    "watch_adapters",
+    "watch_versions",
+    "worker_parts",
 ]
-
-
-def lease_seconds(settings: Settings) -> float:
-    """A job's lease outlasts the task time limit by half (at most 30 s more)."""
-    return settings.task_time_limit_s + min(30.0, settings.task_time_limit_s / 2)
-
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +81,56 @@ class Parley:
     """Parley's running parts, built from the settings."""
 
     settings: Settings
-    store: Store
+    store: SqlStore
     generator: Generator
     service: ConversationService
-    redis: Any = None
-    """The scaled deployment's ``redis.asyncio.Redis`` client (``None`` when embedded)."""
-    watcher: AdapterWatcher | None = None
+    model: LocalGenerator | None = None
+    """The model loaded in this process (``None`` in the scaled web process), closed here."""
+    queued: Queued | None = None
+    """The scaled deployment's Redis client and task queue (``None`` when embedded)."""
+    watcher: VersionWatcher | None = None
     """What follows the registry's promotions and rollbacks, if anything."""
     retention: Retention | None = None
     """The embedded deployment's in-process purge of old conversations."""
+    inbox: Inbox = field(init=False)
+    """Where the platform adapters hand incoming events (claims and deliveries in the store)."""
+
+    def __post_init__(self) -> None:
+        self.inbox = Inbox(self.service, events=self.store, conversations=self.store)
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model and tokenizer loaded in this process, if it holds them."""
+        return self.model.loaded if isinstance(self.model, RunsLoadedModel) else None
 
     def close(self) -> None:
-        """Release the model and the database connections."""
+        """Release the model, the queue's connections and the database connections."""
         if self.watcher is not None:
             self.watcher.stop()
         if self.retention is not None:
             self.retention.stop()
-        for part in (self.generator, self.store):
-            release = getattr(part, "close", None) or getattr(part, "dispose", None)
-            if release is not None:
-                release()
+        if self.model is not None:
+            self.model.close()
+        if self.queued is not None:
+            self.queued.tasks.close()
+        self.store.dispose()
 
 
-def conversation_options(settings: Settings, **extra_commands: str) -> ConversationOptions:
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The scaled web process's links to the workers: Redis, and the queue of tasks."""
+
+    redis: Any
+    """A ``redis.asyncio.Redis``: the answers' and the readings' streams."""
+    tasks: TaskQueue
+
+
+def lease_seconds(settings: Settings) -> float:
+    """A job's lease outlasts the task time limit by half (at most 30 s more)."""
+    return settings.task_time_limit_s + min(30.0, settings.task_time_limit_s / 2)
+
+
+def conversation_options(settings: Settings) -> ConversationOptions:
     """The conversation service's options from the settings."""
     return ConversationOptions(
         system_prompt=settings.system_prompt,
@@ -107,7 +140,6 @@ def conversation_options(settings: Settings, **extra_commands: str) -> Conversat
         history_turns=settings.history_turns,
         profile_tokens=settings.profile_tokens,
         max_message_chars=settings.max_message_chars,
-        extra_commands=extra_commands,
     )
 
 
@@ -119,20 +151,18 @@ def open_store(settings: Settings) -> SqlStore:
     return SqlStore(engine)
 
 
-def open_registry(store: Store) -> SqlRegistry:
-    """The adapter registry, in the store's database."""
-    if not isinstance(store, SqlStore):
-        raise TypeError("the adapter registry lives in a SQL store's database")
+def open_registry(store: SqlStore) -> SqlRegistry:
+    """The registry of fine-tuned versions, in the store's database."""
     return SqlRegistry(store.engine)
 
 
-def watch_adapters(settings: Settings, store: Store, generator: Any) -> AdapterWatcher | None:
+def watch_versions(
+    settings: Settings, store: SqlStore, generator: LocalGenerator
+) -> VersionWatcher | None:
     """Follow the registry's promotions and rollbacks, for a generator that can switch."""
-    if not hasattr(generator, "use_adapter") or not isinstance(store, SqlStore):
+    if not isinstance(generator, SwitchesVersions):
         return None
-    from workers.adapters import AdapterWatcher
-
-    return AdapterWatcher(
+    return VersionWatcher(
         open_registry(store), generator, interval_s=settings.adapter_poll_s
     ).start()
 
@@ -158,10 +188,10 @@ def job_options(settings: Settings) -> JobOptions:
     )
 
 
-def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
+def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake | None:
     """Reading voice messages and images: in this process, or on the Celery ``media`` workers.
 
-    ``redis`` (the web process's ``redis.asyncio.Redis``) selects the workers. ``None`` when
+    ``queued`` (the scaled web process's links) selects the workers. ``None`` when
     ``PARLEY_MEDIA=false``. A named model that cannot exist stops the start-up here.
     """
     if not settings.media:
@@ -175,18 +205,17 @@ def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
     limits = MediaLimits(
         max_bytes=settings.max_media_bytes, max_audio_seconds=settings.max_audio_seconds
     )
-    if redis is None:
+    if queued is None:
         return MediaIntake(LocalMediaReader(MediaOptions.from_settings(settings)), limits)
     from workers.media_queue import CeleryMediaReader
-    from workers.tasks import enqueue_reading
 
     reader = CeleryMediaReader(
-        redis=redis, enqueue=enqueue_reading, wait_seconds=settings.media_wait_s
+        redis=queued.redis, enqueue=queued.tasks.read_media, wait_seconds=settings.media_wait_s
     )
     return MediaIntake(reader, limits)
 
 
-def build_generator(settings: Settings) -> Any:
+def build_generator(settings: Settings) -> LocalGenerator:
     """The configured model behind the batching engine, or ``PARLEY_GENERATOR``'s factory.
 
     ``PARLEY_GENERATOR`` (``module:callable``, called with the settings) swaps in another
@@ -195,7 +224,13 @@ def build_generator(settings: Settings) -> Any:
     if settings.generator:
         module, _, name = settings.generator.partition(":")
         factory = getattr(importlib.import_module(module), name)
-        return factory(settings)
+        generator = factory(settings)
+        if not isinstance(generator, LocalGenerator):
+            raise ConfigurationError(
+                f"PARLEY_GENERATOR {settings.generator} must build a generator "
+                "with tokens and close()"
+            )
+        return generator
     from workers.batching import BatchedGenerator
 
     return BatchedGenerator.from_settings(settings)
@@ -257,7 +292,7 @@ def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
     )
 
 
-def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgetter]:
+def forgetters(settings: Settings, store: SqlStore, safety: Safety) -> list[Forgetter]:
     """Everything /forget clears: limits, answer streams, training files, and the store last."""
     found: list[Forgetter] = []
     if safety.limits is not None:
@@ -274,55 +309,101 @@ def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgett
     from workers.nightly import TrainingFilesForgetter
 
     # Before the store: the person's key for their training rows comes from it.
-    found.append(TrainingFilesForgetter(store, settings.adapters_path))
+    found.append(TrainingFilesForgetter(store, settings.versions_path))
     found.append(StoreForgetter(store))
     return found
 
 
-def _service(
+def _responder(
     settings: Settings,
-    store: Store,
+    store: SqlStore,
     generator: Generator,
     tokens: TokenCounter,
-    **parts: Any,
-) -> ConversationService:
-    safety = build_safety(settings)
-    service = ConversationService(
+    safety: Safety,
+) -> Responder:
+    return build_responder(
         store=store,
         generator=generator,
         tokens=tokens,
-        options=conversation_options(settings, **parts.pop("extra_commands", {})),
+        options=conversation_options(settings),
+        safety=safety,
         jobs=job_options(settings),
+    )
+
+
+def _service(
+    settings: Settings,
+    store: SqlStore,
+    safety: Safety,
+    answerer: Answerer,
+    *,
+    explainer: Explainer | None = None,
+    sentiment: SentimentClassifier | None = None,
+    media: MediaIntake | None = None,
+    listed_commands: dict[str, str] | None = None,
+) -> ConversationService:
+    """The conversation service, its commands (``/admin``'s included) registered first."""
+    options = conversation_options(settings)
+    admin = AdminCommands(safety.access, store)
+    register_admin(admin, ModelVersions(open_registry(store), store))
+    commands = chat_commands(
+        store=store,
         safety=safety,
         privacy=Privacy(store, forgetters(settings, store, safety)),
-        **parts,
+        admin=admin,
+        options=options,
+        explainer=explainer,
+        listed=listed_commands,
     )
-    register_admin(service.admin, ModelVersions(open_registry(store), store))
-    return service
+    return ConversationService(
+        store=store,
+        options=options,
+        answerer=answerer,
+        commands=commands,
+        safety=safety,
+        sentiment=sentiment,
+        media=media,
+    )
 
 
-def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
-    """Store, in-process model and conversation service for the embedded deployment."""
+def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
+    """Store, in-process model and conversation service for the embedded deployment.
+
+    ``listed_commands`` (name -> help line) are the entry point's own commands, which /help
+    lists (the console's /quit).
+    """
     store = open_store(settings)
     generator = build_generator(settings)
     sentiment = load_sentiment(settings)
+    safety = build_safety(settings)
+    responder = _responder(settings, store, generator, generator.tokens, safety)
     explainer = (
-        ModelExplainer(generator.loaded, sentiment) if hasattr(generator, "loaded") else None
+        ModelExplainer(generator.loaded, sentiment)
+        if isinstance(generator, RunsLoadedModel)
+        else None
     )
     service = _service(
         settings,
         store,
-        generator,
-        generator.tokens,
+        safety,
+        InProcessAnswerer(responder),
         explainer=explainer,
         sentiment=sentiment,
-        extra_commands=extra_commands,
         media=build_media(settings),
+        listed_commands=listed_commands,
     )
-    watcher = watch_adapters(settings, store, generator)
+    watcher = watch_versions(settings, store, generator)
     retention = Retention(store, settings.retention_days)
     retention.start()
-    return Parley(settings, store, generator, service, watcher=watcher, retention=retention)
+    return Parley(
+        settings,
+        store,
+        generator,
+        service,
+        model=generator,
+        watcher=watcher,
+        retention=retention,
+    )
 
 
 def build_web(settings: Settings) -> Parley:
@@ -333,40 +414,66 @@ def build_web(settings: Settings) -> Parley:
 
     from workers.model import load_tokenizer
     from workers.scaled import CeleryAnswerer, RemoteGenerator
-    from workers.tasks import enqueue_answer
 
     store = open_store(settings)
-    tokens = load_tokenizer(settings)
     generator = RemoteGenerator(settings)
-    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    queued = Queued(
+        redis=redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value()),
+        tasks=TaskQueue(celery_app(settings)),
+    )
+    safety = build_safety(settings)
+    responder = _responder(settings, store, generator, load_tokenizer(settings), safety)
+    answerer = CeleryAnswerer(
+        responder=responder,
+        store=store,
+        redis=queued.redis,
+        enqueue=queued.tasks.answer,
+        wait_seconds=settings.answer_wait_s,
+    )
     service = _service(
         settings,
         store,
-        generator,
-        tokens,
+        safety,
+        answerer,
         sentiment=load_sentiment(settings),
-        media=build_media(settings, client),
+        media=build_media(settings, queued),
     )
-    service.answerer = CeleryAnswerer(
-        responder=service.responder,
-        store=store,
-        redis=client,
-        enqueue=enqueue_answer,
-        wait_seconds=settings.answer_wait_s,
-    )
-    return Parley(settings, store, generator, service, client)
+    return Parley(settings, store, generator, service, queued=queued)
 
 
 def build_worker(settings: Settings) -> WorkerRuntime:
-    """A generation worker's runtime: store, model (loaded once) and responder."""
+    """A generation worker's runtime: store, model (loaded once), responder and Redis."""
     import redis
-
-    from workers.runtime import WorkerRuntime
 
     store = open_store(settings)
     generator = build_generator(settings)
-    service = _service(settings, store, generator, generator.tokens)
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
-    # A daemon thread: it goes with the worker process.
-    watch_adapters(settings, store, generator)
-    return WorkerRuntime(settings, service, client)
+    responder = _responder(settings, store, generator, generator.tokens, build_safety(settings))
+    # It polls in a daemon thread, which goes with the worker process.
+    watcher = watch_versions(settings, store, generator)
+
+    def release() -> None:
+        if watcher is not None:
+            watcher.stop()
+        generator.close()
+        store.dispose()
+
+    return WorkerRuntime(
+        settings=settings,
+        store=store,
+        responder=responder,
+        redis=redis.Redis.from_url(settings.redis_url.get_secret_value()),
+        release=release,
+    )
+
+
+def worker_parts(settings: Settings) -> WorkerParts:
+    """What a Celery worker process's tasks run on (the model loads on first need)."""
+    import redis
+
+    return WorkerParts(
+        settings=settings,
+        redis=redis.Redis.from_url(settings.redis_url.get_secret_value()),
+        open_store=lambda: open_store(settings),
+        open_registry=open_registry,
+        build_runtime=lambda: build_worker(settings),
+    )

@@ -5,7 +5,9 @@ Subcommands are a registry of name -> async handler, so that other parts add the
 
     admin = AdminCommands(access, store)
     admin.register("versions", "list the model versions", versions_handler)
-    service.commands["admin"] = admin.handle
+    commands.register("admin", admin.handle)  # a core.commands.CommandRegistry
+
+The composition root registers every subcommand before the conversation service is built.
 
 A handler gets the message and the text after the subcommand and returns the reply.
 Everyone who is not an admin gets :data:`NOT_ADMIN` and nothing runs.

@@ -66,7 +66,7 @@ class AnswerCommands:
             text += " I saved your correction; it will help me learn."
         return Reply(text=text)
 
-    async def explain(self, message: Message) -> Reply:
+    async def explain(self, message: Message, args: str = "") -> Reply:
         """``/explain``: what the last answer was built from, and the model's view if it has one."""
         answer = await self._last_answer(message)
         if answer is None or answer.context is None:

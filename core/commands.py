@@ -1,4 +1,9 @@
-"""Parsing the slash commands people type, the same on every platform."""
+"""The slash commands people type, the same on every platform: parsing, and one registry.
+
+:class:`CommandRegistry` maps each command's name to its handler and its /help line; the
+composition root fills it once, before the conversation service is built, and /help is
+generated from it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ __all__ = [
     "PROFILE_FIELDS",
     "Command",
     "CommandHandler",
+    "CommandRegistry",
     "FeedbackArgs",
     "ProfileArgs",
     "parse_command",
@@ -49,8 +55,54 @@ _RATINGS = {
 
 
 CommandHandler = Callable[[Message, str], Awaitable[Reply]]
-"""A command run outside the conversation service (/forget, /export, /admin): it gets the
-message and the text after the command's name, and returns the one reply."""
+"""A command's handler: it gets the message and the text after the command's name, and
+returns the one reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    handler: CommandHandler | None
+    about: str | None
+
+
+class CommandRegistry:
+    """Every command by name: its handler and its /help line, in the order /help lists them.
+
+    A command without a handler is only listed (the console's /quit, which the console runs
+    itself); one without a help line runs but is not listed (/admin).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, name: str, handler: CommandHandler, about: str | None = None) -> None:
+        """Run ``handler`` for ``/name``; list it in /help when ``about`` is given."""
+        self._entries[name.lower()] = _Entry(handler, about)
+
+    def describe(self, name: str, about: str) -> None:
+        """List ``/name`` in /help, for a command that the platform runs itself."""
+        self._entries[name.lower()] = _Entry(None, about)
+
+    def handler(self, name: str) -> CommandHandler | None:
+        """The handler of ``/name``, or ``None`` when there is none here."""
+        entry = self._entries.get(name.lower())
+        return entry.handler if entry is not None else None
+
+    def help(self) -> str:
+        """What /help answers: every listed command with its line."""
+        lines = [
+            f"/{name} — {entry.about}"
+            for name, entry in self._entries.items()
+            if entry.about is not None
+        ]
+        return "Ask me anything, or use a command:\n" + "\n".join(lines)
+
+    async def run(self, message: Message, command: Command) -> Reply:
+        """Run ``command``; an unknown one gets the help."""
+        handler = self.handler(command.name)
+        if handler is None:
+            return Reply(text=f"I don't know the command /{command.name}. {self.help()}")
+        return await handler(message, command.args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,17 +17,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 from core.access import REFUSAL
-from core.admin import AdminCommands
-from core.answer_commands import AnswerCommands, thanks
-from core.commands import COMMANDS, Command, CommandHandler, parse_command
+from core.answer_commands import thanks
+from core.commands import COMMANDS, Command, CommandRegistry, parse_command
 from core.context import ContextBuilder
-from core.explanation import Explainer
 from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
 from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
-from core.privacy import Privacy, StoreForgetter
-from core.profile_commands import ProfileCommands, describe_profile
+from core.profile_commands import describe_profile
 from core.prompt_guard import looks_like_injection
 from core.responder import (
     APOLOGY,
@@ -35,7 +32,6 @@ from core.responder import (
     SHORT_ANSWER_TOKENS,
     UPSET_GUIDANCE,
     Answerer,
-    InProcessAnswerer,
     JobOptions,
     Responder,
     is_upset,
@@ -64,6 +60,7 @@ __all__ = [
     "Accepted",
     "ConversationOptions",
     "ConversationService",
+    "build_responder",
     "describe_profile",
     "is_upset",
     "mood_of",
@@ -88,7 +85,6 @@ class ConversationOptions:
     profile_tokens: int | None = None
     command_prefixes: Mapping[str, str] = field(default_factory=lambda: {"slack": "/parley "})
     """How each platform spells a command, where it is not ``/name`` (Slack has one /parley)."""
-    extra_commands: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,73 +111,36 @@ class ConversationService:
     Answering is two steps, so that an adapter can acknowledge its platform only once the
     message is safely stored: :meth:`accept` (store it and open its answer job) and
     :meth:`reply` (stream the reply). :meth:`handle` does both. Who answers is the
-    ``answerer``: the model in this process by default, or Celery workers.
+    ``answerer``: the model in this process (:class:`core.responder.InProcessAnswerer`), or
+    Celery workers; commands run from the ``commands`` registry.
     """
 
     def __init__(
         self,
         *,
         store: Store,
-        generator: Generator,
-        tokens: TokenCounter,
         options: ConversationOptions,
-        explainer: Explainer | None = None,
+        answerer: Answerer,
+        commands: CommandRegistry,
+        safety: Safety,
         sentiment: SentimentClassifier | None = None,
-        answerer: Answerer | None = None,
-        jobs: JobOptions | None = None,
         media: MediaIntake | None = None,
-        safety: Safety | None = None,
-        privacy: Privacy | None = None,
-        commands: Mapping[str, CommandHandler] | None = None,
     ) -> None:
+        """Every part is built once, by the composition root (:mod:`config.wiring`)."""
         self._store = store
+        self._options = options
+        self.answerer = answerer
+        """Who answers accepted messages: the model in this process, or Celery workers."""
+        self.commands = commands
+        self.safety = safety
+        self._sentiment = sentiment
         self.media = media
         """Reads voice messages and images (``None``: they get an explanation only)."""
-        self.safety = safety or Safety()
-        self.privacy = privacy or Privacy(store, [StoreForgetter(store)])
-        self.admin = AdminCommands(self.safety.access, store)
-        """``/admin``; more subcommands are registered on it (:meth:`AdminCommands.register`)."""
-        self.commands: dict[str, CommandHandler] = {
-            **self.privacy.commands(),
-            "admin": self.admin.handle,
-            **(commands or {}),
-        }
-        """Commands handled outside this module (/forget, /export, /admin), by name."""
-        self._profiles = ProfileCommands(store, self.safety.clean)
-        self._answers = AnswerCommands(
-            store, self.safety.clean, history_turns=options.history_turns, explainer=explainer
-        )
-        self._sentiment = sentiment
-        self._generator = generator
-        self._options = options
-        self.responder = Responder(
-            store=store,
-            generator=generator,
-            context=ContextBuilder(
-                tokens,
-                self.safety.instructions(options.system_prompt),
-                options.prompt_budget,
-                options.assistant_name,
-                profile_budget=options.profile_tokens,
-            ),
-            max_new_tokens=options.max_new_tokens,
-            history_turns=options.history_turns,
-            jobs=jobs,
-            spell=self._spell,
-            safety=self.safety,
-        )
-        self.answerer: Answerer = answerer or InProcessAnswerer(self.responder)
-        """Who answers accepted messages (replaceable once, by the wiring)."""
 
     @property
     def store(self) -> Store:
         """Where conversations, jobs and profiles are kept."""
         return self._store
-
-    @property
-    def generator(self) -> Generator:
-        """The model this process answers with (in-process answering, /explain)."""
-        return self._generator
 
     def handle(self, message: Message) -> Streamed[Reply]:
         """Reply to one message; iterate the result for streamed text."""
@@ -302,7 +261,7 @@ class ConversationService:
             reply = accepted.reply
         elif accepted.command is not None:
             try:
-                reply = await self._command(message, accepted.command)
+                reply = await self.commands.run(message, accepted.command)
             except Exception:
                 log.exception("command /%s failed", accepted.command.name)
                 reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
@@ -405,34 +364,6 @@ class ConversationService:
             self._store.save_profile(user, learned)
         return learned
 
-    async def _command(self, message: Message, command: Command) -> Reply:
-        name = command.name
-        if (handler := self.commands.get(name)) is not None:
-            return await handler(message, command.args)
-        if name == "help":
-            return Reply(text=self._help())
-        if name == "start":
-            return Reply(text=f"Hi! I'm {self._options.assistant_name}. {self._help()}")
-        if name == "profile":
-            return await self._profiles.profile(message, command.args)
-        if name == "link":
-            return await self._profiles.link(message, command.args)
-        if name == "reset":
-            await asyncio.to_thread(self._store.reset, message.key)
-            return Reply(
-                text="Fresh start: I no longer see our earlier messages. (Your feedback is kept.)"
-            )
-        if name == "feedback":
-            return await self._answers.feedback(message, command.args)
-        if name == "explain":
-            return await self._answers.explain(message)
-        return Reply(text=f"I don't know the command /{name}. {self._help()}")
-
-    def _help(self) -> str:
-        commands = {**COMMANDS, **self._options.extra_commands}
-        lines = [f"/{name} — {about}" for name, about in commands.items()]
-        return "Ask me anything, or use a command:\n" + "\n".join(lines)
-
 
 def spell(options: ConversationOptions, platform: str, text: str) -> str:
     """``text`` with commands spelled the way ``platform`` types them."""
@@ -440,3 +371,31 @@ def spell(options: ConversationOptions, platform: str, text: str) -> str:
     if prefix is None:
         return text
     return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
+
+
+def build_responder(
+    *,
+    store: Store,
+    generator: Generator,
+    tokens: TokenCounter,
+    options: ConversationOptions,
+    safety: Safety,
+    jobs: JobOptions | None = None,
+) -> Responder:
+    """The responder that answers the conversations run with ``options``."""
+    return Responder(
+        store=store,
+        generator=generator,
+        context=ContextBuilder(
+            tokens,
+            safety.instructions(options.system_prompt),
+            options.prompt_budget,
+            options.assistant_name,
+            profile_budget=options.profile_tokens,
+        ),
+        max_new_tokens=options.max_new_tokens,
+        history_turns=options.history_turns,
+        jobs=jobs,
+        spell=lambda platform, text: spell(options, platform, text),
+        safety=safety,
+    )

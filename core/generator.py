@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.streaming import Streamed
 from core.types import ChatTurn, Role
@@ -22,6 +22,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "Generator",
+    "LocalGenerator",
     "TokenCounter",
     "WordTokenCounter",
 ]
@@ -79,6 +80,20 @@ class Generator(Protocol):
 
     def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
         """Start answering; iterate the result for text deltas."""
+        ...
+
+
+@runtime_checkable
+class LocalGenerator(Generator, Protocol):
+    """A generator whose model runs in this process: it counts tokens, and is closed."""
+
+    @property
+    def tokens(self) -> TokenCounter:
+        """The model's own token counts, for building prompts that fit."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (GPU memory included)."""
         ...
 
 

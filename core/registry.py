@@ -4,7 +4,7 @@ Every nightly run that trains records an :class:`AdapterVersion`: its id, the ve
 was trained from (``parent``), the data window, the figures of its evaluation and the
 gate's decision. At most one version is ``serving`` at a time; none means the base model.
 Workers poll :meth:`AdapterRegistry.serving` and switch within seconds
-(:mod:`workers.adapters`).
+(:mod:`workers.lora`).
 
 Statuses::
 

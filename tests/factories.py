@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from core.conversation import ConversationOptions, ConversationService
+from typing import Any
+
+from core.admin import AdminCommands
+from core.chat_commands import chat_commands
+from core.conversation import ConversationOptions, ConversationService, build_responder
 from core.explanation import Explainer
-from core.generator import EchoGenerator, TokenCounter, WordTokenCounter
+from core.generator import EchoGenerator, Generator, TokenCounter, WordTokenCounter
 from core.inbox import Inbox
 from core.media import MediaIntake
 from core.memory import MemoryStore
-from core.privacy import Privacy
+from core.privacy import Privacy, StoreForgetter
+from core.responder import InProcessAnswerer
 from core.safety import Safety
 from core.sentiment import SentimentClassifier
 from core.store import Store
@@ -52,32 +57,60 @@ def make_service(
     prompt_budget: int = 200,
     max_new_tokens: int = 50,
     max_message_chars: int = 2000,
+    **parts: Any,
+) -> tuple[ConversationService, Store, EchoGenerator]:
+    """A conversation service over a memory store and the echo generator.
+
+    ``parts`` are :func:`assemble_service`'s: explainer, sentiment, media, safety, privacy,
+    admin.
+    """
+    store = store if store is not None else MemoryStore()
+    generator = generator if generator is not None else EchoGenerator()
+    options = ConversationOptions(
+        system_prompt=SYSTEM_PROMPT,
+        prompt_budget=prompt_budget,
+        max_new_tokens=max_new_tokens,
+        max_message_chars=max_message_chars,
+    )
+    service = assemble_service(store, generator, tokens or WordTokenCounter(), options, **parts)
+    return service, store, generator
+
+
+def assemble_service(
+    store: Store,
+    generator: Generator,
+    tokens: TokenCounter,
+    options: ConversationOptions,
+    *,
     explainer: Explainer | None = None,
     sentiment: SentimentClassifier | None = None,
     media: MediaIntake | None = None,
     safety: Safety | None = None,
     privacy: Privacy | None = None,
-) -> tuple[ConversationService, Store, EchoGenerator]:
-    """A conversation service over a memory store and the echo generator."""
-    store = store if store is not None else MemoryStore()
-    generator = generator if generator is not None else EchoGenerator()
-    service = ConversationService(
+    admin: AdminCommands | None = None,
+) -> ConversationService:
+    """A conversation service answering in this process, its parts built as the wiring does."""
+    safety = safety or Safety()
+    responder = build_responder(
+        store=store, generator=generator, tokens=tokens, options=options, safety=safety
+    )
+    commands = chat_commands(
         store=store,
-        generator=generator,
-        tokens=tokens or WordTokenCounter(),
-        options=ConversationOptions(
-            system_prompt=SYSTEM_PROMPT,
-            prompt_budget=prompt_budget,
-            max_new_tokens=max_new_tokens,
-            max_message_chars=max_message_chars,
-        ),
+        safety=safety,
+        privacy=privacy or Privacy(store, [StoreForgetter(store)]),
+        admin=admin or AdminCommands(safety.access, store),
+        options=options,
         explainer=explainer,
+    )
+    return ConversationService(
+        store=store,
+        options=options,
+        answerer=InProcessAnswerer(responder),
+        commands=commands,
+        safety=safety,
         sentiment=sentiment,
         media=media,
-        safety=safety,
-        privacy=privacy,
     )
-    return service, store, generator
 
 
 def make_inbox(service: ConversationService) -> Inbox:

@@ -23,7 +23,7 @@ from core.generator import EchoGenerator, FinishReason, GenerationRequest, Gener
 from core.memory import MemoryStore
 from core.store import Store
 from core.types import ConversationKey, Role
-from tests.factories import make_service
+from tests.factories import make_inbox, make_service
 from tests.fakes.slack import (
     TEAM,
     FakeSlack,
@@ -133,7 +133,7 @@ def harness(
         prompt_budget=prompt_budget,
         explainer=explainer,
     )
-    adapter = build_slack(service, settings_for(slack), edit_interval=edit_interval)
+    adapter = build_slack(make_inbox(service), settings_for(slack), edit_interval=edit_interval)
     sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SECRET)
     return Harness(slack, adapter, sender, store, generator)
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from core.memory_store import MemoryStore
 
 from config.settings import Settings
 from config.wiring import build_safety, forgetters, open_registry, open_store
 from core.access import AccessPolicy, parse_admins
-from core.admin import NOT_ADMIN
+from core.admin import NOT_ADMIN, AdminCommands
 from core.privacy import Privacy
 from core.registry import AdapterStatus, AdapterVersion, MemoryRegistry
 from core.safety import Safety
@@ -31,7 +32,7 @@ def _register(settings: Settings, version_id: str, accuracy: tuple[float, float]
         AdapterVersion(
             id=version_id,
             base_model="smollm2",
-            path=str(settings.adapters_path / version_id),
+            path=str(settings.versions_path / version_id),
             status=AdapterStatus.CANDIDATE,
             reason="passed the gate",
             figures={
@@ -85,8 +86,10 @@ async def test_admins_see_versions_and_rates_promote_and_roll_back_in_chat() -> 
     registry = MemoryRegistry()
     registry.add(AdapterVersion(id="ft-1", base_model="smollm2", path="/adapters/ft-1"))
     access = AccessPolicy(admins=parse_admins(["test:boss"]))
-    service, store, _ = make_service(safety=Safety(access=access))
-    register_admin(service.admin, ModelVersions(registry, store))
+    store = MemoryStore()
+    admin = AdminCommands(access, store)
+    register_admin(admin, ModelVersions(registry, store))
+    service, _, _ = make_service(store=store, safety=Safety(access=access), admin=admin)
     boss = make_user("boss")
 
     async def say(text: str, user: UserRef = boss) -> str:
@@ -124,7 +127,7 @@ async def test_forget_removes_the_persons_rows_from_training_files(
             store.save_feedback(Feedback(answer_id=answer.id, user=user, rating=rating))
     options = TrainingOptions(min_new_feedback=1, max_person_share=None, held_out_fraction=0.5)
     files = write_dataset(
-        build_dataset(store.feedback_records(), options), settings.adapters_path / "ft-1" / "data"
+        build_dataset(store.feedback_records(), options), settings.versions_path / "ft-1" / "data"
     )
     ada_key = store.person_key(ada)
     assert ada_key is not None
@@ -193,14 +196,14 @@ def test_a_run_that_fails_is_logged_and_leaves_its_feedback_for_the_next(
     store.save_feedback(Feedback(answer_id=answer.id, user=make_user(), rating=Rating.GOOD))
 
     class Broken:
-        adapter_slot = None
+        lora_slot = None
         source = None
 
     options = TrainingOptions(min_new_feedback=1, max_person_share=None)
     with pytest.raises(AttributeError):
         run_nightly(settings, store, open_registry(store), options=options, base=Broken())
 
-    [run] = [json.loads(line) for line in (settings.adapters_path / RUNS_FILE).open()]
+    [run] = [json.loads(line) for line in (settings.versions_path / RUNS_FILE).open()]
     assert run["status"] == "failed"
     assert "AttributeError" in run["reason"]
     later = run_nightly(settings, store, open_registry(store), options=TrainingOptions())

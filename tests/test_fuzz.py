@@ -153,7 +153,7 @@ def platforms() -> Iterator[Platforms]:
             slack_signing_secret=SLACK_SECRET,
             slack_api_url=slack.api_url,
         )
-        adapter = build_slack(service, settings, edit_interval=0.01)
+        adapter = build_slack(make_inbox(service), settings, edit_interval=0.01)
         sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SLACK_SECRET)
         return telegram, bot, client, slack, adapter, sender
 

@@ -20,7 +20,7 @@ from core.conversation import ConversationService
 from core.media import MediaIntake, MediaLimits
 from core.store import Store
 from core.types import ConversationKey, Role
-from tests.factories import make_service
+from tests.factories import make_inbox, make_service
 from tests.fakes.slack import TEAM, FakeSlack, SlackSender, app_mention, dm
 from tests.fakes.telegram import ADA, FakeTelegram, photo_message, voice_message
 from tests.media_fixtures import blank_picture, needs_media_tools, picture_with_text, speech
@@ -117,7 +117,7 @@ async def test_telegram_refuses_oversized_and_corrupt_voice_notes_clearly(
 
 
 async def deliver(slack: FakeSlack, service: ConversationService, *events: dict[str, Any]) -> None:
-    adapter = build_slack(service, settings_for(slack), edit_interval=0.03)
+    adapter = build_slack(make_inbox(service), settings_for(slack), edit_interval=0.03)
     sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SECRET)
     for event in events:
         response = await sender.event(event)

@@ -18,15 +18,15 @@ import redis
 import redis.asyncio
 
 from config.settings import Settings
-from config.wiring import build_media
+from config.wiring import Queued, build_media
 from core.media import Attachment, MediaError, MediaIntake, MediaKind
 from core.types import ReplyKind, Role
 from tests.factories import make_message, make_service
 from tests.media_fixtures import needs_media_tools, picture_with_text, speech
 from tests.model_fixtures import REPO
 from tests.test_scaled import Processes, RedisServer
-from workers.celery_app import app, configure
 from workers.media_queue import CeleryMediaReader
+from workers.queues import TaskQueue, celery_app
 
 pytestmark = [pytest.mark.slow, needs_media_tools, pytest.mark.timeout(300)]
 
@@ -78,19 +78,14 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 @pytest.fixture
 async def intake(settings: Settings, worker: Processes) -> AsyncIterator[MediaIntake]:
-    before: Settings = app.conf.parley_settings
-    configure(app, settings)
-    app._pool = None  # this process sends tasks to this test's own Redis
-    app.amqp._producer_pool = None
     client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
-    built = build_media(settings, client)
+    tasks = TaskQueue(celery_app(settings))  # this process sends tasks to this test's own Redis
+    built = build_media(settings, Queued(client, tasks))
     assert built is not None
     assert isinstance(built.reader, CeleryMediaReader)
     yield built
     await client.aclose()
-    configure(app, before)
-    app._pool = None
-    app.amqp._producer_pool = None
+    tasks.close()
 
 
 def attachment(kind: MediaKind, data: bytes) -> Attachment:

@@ -22,8 +22,8 @@ from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterStatus
 from core.types import ContextReport, ConversationKey, Feedback, Role, UserRef, utcnow
 from tests.test_training_run import FAST
-from workers.adapters import AdapterWatcher
 from workers.batching import BatchedGenerator
+from workers.lora import VersionWatcher
 from workers.model import LoadedModel, load_model
 from workers.nightly import RUNS_FILE, run_nightly
 from workers.training.synthetic import signed_feedback
@@ -86,7 +86,7 @@ def test_a_night_of_feedback_becomes_the_served_adapter_and_rollback_restores(
     assert (Path(served.path) / "adapter_config.json").is_file()
     assert outcome.folder is not None
     assert (outcome.folder / "report.png").is_file()
-    [run] = [json.loads(line) for line in (settings.adapters_path / RUNS_FILE).open()]
+    [run] = [json.loads(line) for line in (settings.versions_path / RUNS_FILE).open()]
     assert (run["status"], run["version"]) == ("promoted", served.id)
     assert outcome.figures["counts"]["records"] == given
 
@@ -94,7 +94,7 @@ def test_a_night_of_feedback_becomes_the_served_adapter_and_rollback_restores(
     # registry: the adapter, then back to the base model.
     served_model = load_model(settings)
     generator = BatchedGenerator(served_model, settings)
-    watcher = AdapterWatcher(registry, generator, interval_s=60)
+    watcher = VersionWatcher(registry, generator, interval_s=60)
     try:
         assert watcher.check()
         tuned = ask(generator)

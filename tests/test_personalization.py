@@ -9,7 +9,7 @@ from core.conversation import SHORT_ANSWER_TOKENS, ConversationOptions, Conversa
 from core.facts import MAX_LEARNED_FACTS, extract_facts, merge_facts
 from core.memory import MemoryStore
 from core.types import Fact, UserProfile
-from tests.factories import make_message, make_service, make_user
+from tests.factories import assemble_service, make_message, make_service, make_user
 from workers.generation import TransformersGenerator
 
 
@@ -118,9 +118,7 @@ def _real_service(generator: TransformersGenerator) -> tuple[ConversationService
     options = ConversationOptions(
         system_prompt=DEFAULT_SYSTEM_PROMPT, prompt_budget=1500, max_new_tokens=160
     )
-    service = ConversationService(
-        store=store, generator=generator, tokens=generator.tokens, options=options
-    )
+    service = assemble_service(store, generator, generator.tokens, options)
     return service, store
 
 

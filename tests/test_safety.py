@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from core.access import REFUSAL, AccessPolicy, AccessRule, parse_admins
-from core.admin import NOT_ADMIN
+from core.admin import NOT_ADMIN, AdminCommands
 from core.generator import EchoGenerator, FinishReason, GenerationRequest, GenerationResult
 from core.limits import BUSY_TEXT, LimitOptions, Limits, MemoryLimiter, describe_wait
 from core.memory import MemoryStore
@@ -89,7 +89,9 @@ def test_a_slack_rule_by_workspace_and_channel() -> None:
 
 async def test_admin_usage_for_admins_only() -> None:
     access = AccessPolicy(admins=parse_admins(["test:boss"]))
-    service, _, _ = make_service(safety=Safety(access=access))
+    store = MemoryStore()
+    admin = AdminCommands(access, store)
+    service, _, _ = make_service(store=store, safety=Safety(access=access), admin=admin)
     await service.handle(make_message("hello")).collect()
     refused = await service.handle(make_message("/admin usage")).collect()
     assert refused.text == NOT_ADMIN
@@ -105,7 +107,7 @@ async def test_admin_usage_for_admins_only() -> None:
 
         return Reply(text=f"versions {args}")
 
-    service.admin.register("versions", "model versions", versions)  # type: ignore[arg-type]
+    admin.register("versions", "model versions", versions)  # type: ignore[arg-type]
     listed = await service.handle(make_message("/admin", user=boss)).collect()
     assert "/admin versions — model versions" in listed.text
     ran = await service.handle(make_message("/admin versions all", user=boss)).collect()

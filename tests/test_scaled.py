@@ -29,7 +29,7 @@ from core.responder import SET_ASIDE
 from core.types import ConversationKey, Message, Reply, ReplyKind, Role, UserRef
 from tests.fakes.poison import KILL, RAISE
 from tests.model_fixtures import MODEL_CACHE, REPO
-from workers.celery_app import app, configure
+from workers.queues import celery_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -204,11 +204,7 @@ def processes(scaled: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 @pytest.fixture
 def web(scaled: Settings) -> Iterator[Parley]:
-    configure(app, scaled)
-    # This process sends tasks to each test's own Redis: drop the last test's connections.
-    app._pool = None
-    app.amqp._producer_pool = None
-    parley = build_web(scaled)
+    parley = build_web(scaled)  # with a Celery app of its own, on this test's Redis
     yield parley
     parley.close()
 
@@ -365,12 +361,11 @@ async def test_poisoned_messages_get_an_apology_and_block_nobody(
 
 
 def test_the_nightly_run_is_scheduled_and_runs_on_the_train_queue(
-    processes: Processes, web: Parley, tmp_path: Path
+    processes: Processes, scaled: Settings, tmp_path: Path
 ) -> None:
     import json
 
-    from workers.tasks import fine_tune
-
+    app = celery_app(scaled)
     nightly = app.conf.beat_schedule["nightly-fine-tune"]
     assert nightly["task"] == "parley.fine_tune"
     assert nightly["schedule"].hour == {3}
@@ -383,7 +378,7 @@ def test_the_nightly_run_is_scheduled_and_runs_on_the_train_queue(
     )  # fmt: skip
     processes.wait_for("trainer", "ready.")
 
-    fine_tune.apply_async()
+    app.send_task("parley.fine_tune")
 
     runs = adapters / "runs.jsonl"
     deadline = time.monotonic() + 120
@@ -393,3 +388,4 @@ def test_the_nightly_run_is_scheduled_and_runs_on_the_train_queue(
     [run] = [json.loads(line) for line in runs.read_text().splitlines()]
     assert run["status"] == "skipped"
     assert "0 new feedback items" in run["reason"]
+    app.close()

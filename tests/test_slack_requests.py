@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bots.slack import build_slack
-from tests.factories import make_service
+from tests.factories import make_inbox, make_service
 from tests.fakes.slack import (
     FakeSlack,
     dm,
@@ -118,7 +118,7 @@ async def test_socket_mode_answers_once_and_withholds_the_ack_when_the_database_
     store = DownStore()
     service, _, _ = make_service(store=store)
     settings = settings_for(slack, slack_signing_secret=None, slack_app_token=FakeSlack.APP_TOKEN)
-    adapter = build_slack(service, settings)
+    adapter = build_slack(make_inbox(service), settings)
     running = asyncio.create_task(run_socket_mode(adapter, FakeSlack.APP_TOKEN))
     try:
         await asyncio.wait_for(slack.socket_connected.wait(), 10)

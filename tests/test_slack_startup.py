@@ -15,7 +15,7 @@ import pytest
 
 from bots.slack import build_slack
 from core.errors import ConfigurationError
-from tests.factories import make_service
+from tests.factories import make_inbox, make_service
 from tests.fakes.slack import (
     BOT_SCOPES,
     FakeSlack,
@@ -38,7 +38,7 @@ async def test_served_by_uvicorn(slack: FakeSlack) -> None:
     from bots.slack.__main__ import http_app
 
     service, _, _ = make_service()
-    adapter = build_slack(service, settings_for(slack))
+    adapter = build_slack(make_inbox(service), settings_for(slack))
     server = uvicorn.Server(uvicorn.Config(http_app(adapter), log_level="warning"))
     # A socket that already listens: requests wait in its backlog until uvicorn is up.
     listening = socket.create_server(("127.0.0.1", 0))
@@ -91,9 +91,9 @@ def test_the_manifest_matches_the_adapter() -> None:
 
 async def test_start_refuses_a_token_slack_rejects(slack: FakeSlack) -> None:
     service, _, _ = make_service()
-    good = build_slack(service, settings_for(slack))
+    good = build_slack(make_inbox(service), settings_for(slack))
     await good.start()
-    bad = build_slack(service, settings_for(slack, slack_bot_token="xoxb-wrong"))
+    bad = build_slack(make_inbox(service), settings_for(slack, slack_bot_token="xoxb-wrong"))
     with pytest.raises(ConfigurationError, match="PARLEY_SLACK_BOT_TOKEN"):
         await bad.start()
     await good.stop()

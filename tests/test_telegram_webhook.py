@@ -90,7 +90,7 @@ async def test_the_web_app_mounts_and_starts_the_adapter(
     )
     service, store, generator = make_service(generator=EchoGenerator(replies=["Via the app."]))
     app = create_app(
-        Parley(settings, store, generator, service), [build_telegram(service, settings)]
+        Parley(settings, store, generator, service), [build_telegram(make_inbox(service), settings)]
     )
     async with app.router.lifespan_context(app):
         assert telegram.webhook is not None

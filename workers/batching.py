@@ -36,8 +36,8 @@ from core.errors import GenerationError, ModelLoadError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.registry import AdapterVersion
 from core.streaming import Streamed
-from workers.adapters import AdapterSlot
 from workers.detokenizer import Detokenizer
+from workers.lora import LoraSlot
 from workers.model import HfTokenCounter, LoadedModel, load_model
 from workers.model import stop_token_ids as model_stop_ids
 from workers.running_batch import RunningBatch, new_cache, prompt_inputs
@@ -124,7 +124,7 @@ class BatchedGenerator:
     def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
         return Streamed(self._stream(request))
 
-    def use_adapter(self, version: AdapterVersion | None) -> None:
+    def use_version(self, version: AdapterVersion | None) -> None:
         """Serve ``version`` (``None``: the base model) once the running answers are done.
 
         New requests wait meanwhile, so every answer comes from one version, which it names.
@@ -236,7 +236,7 @@ class _Engine:
         self._tokenizer = loaded.tokenizer
         self._device = loaded.device
         self._version = loaded.version
-        self._slot = AdapterSlot.of(loaded)
+        self._slot = LoraSlot.of(loaded)
         self._switch_to: list[AdapterVersion | None] = []  # a pending switch, at most one
         self._settings = settings
         self._stops = stops

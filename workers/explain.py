@@ -14,13 +14,20 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from core.explanation import Explanation
 from core.sentiment import SentimentClassifier
 from core.types import ContextReport, Role, StoredMessage
 from workers.model import LoadedModel
 
-__all__ = ["ModelExplainer", "SegmentShare", "attribute_segments", "segments_heatmap"]
+__all__ = [
+    "ModelExplainer",
+    "RunsLoadedModel",
+    "SegmentShare",
+    "attribute_segments",
+    "segments_heatmap",
+]
 
 ABOUT = "\n\nAbout the user:\n"
 MAX_SEGMENTS = 10
@@ -156,6 +163,16 @@ def segments_heatmap(shares: list[SegmentShare], title: str = "What drove the an
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+@runtime_checkable
+class RunsLoadedModel(Protocol):
+    """A generator whose model is loaded in this process, for /explain to look into."""
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model and tokenizer it generates with."""
+        ...
 
 
 class ModelExplainer:

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 
 from config.settings import Settings
+from config.startup import entry_point, setup_logging, start
+from config.wiring import open_registry, open_store
 from core.registry import RegistryError
 from core.versions import ModelVersions
 
@@ -42,17 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    """Run one command; 0 on success, 1 when the registry refuses."""
+    """Run one command; 0 on success, 1 when the registry refuses, 2 on a bad configuration."""
     args = _parser().parse_args(argv)
     # A run shows its progress; the other commands print their answer only.
     level = logging.INFO if args.command == "run" else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from config import load_settings
-    from config.wiring import open_registry, open_store
-
-    settings = settings or load_settings()
+    if settings is None:
+        settings = start(level, quiet=("alembic",))
+    else:
+        setup_logging(level, quiet=("alembic",))
     store = open_store(settings)
     try:
         if args.command == "run":

@@ -21,7 +21,7 @@ from core.errors import GenerationError, ModelLoadError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.registry import AdapterVersion
 from core.streaming import Streamed
-from workers.adapters import AdapterSlot
+from workers.lora import LoraSlot
 from workers.model import HfTokenCounter, LoadedModel, load_model, stop_token_ids
 
 __all__ = ["TransformersGenerator"]
@@ -40,7 +40,7 @@ class TransformersGenerator:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-generate")
         self.tokens = HfTokenCounter(loaded.tokenizer)
         self._stop_ids = stop_token_ids(loaded.tokenizer)
-        self._slot = AdapterSlot.of(loaded)
+        self._slot = LoraSlot.of(loaded)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersGenerator:
@@ -64,7 +64,7 @@ class TransformersGenerator:
     def generate(self, request: GenerationRequest) -> Streamed[GenerationResult]:
         return Streamed(self._stream(request))
 
-    def use_adapter(self, version: AdapterVersion | None) -> None:
+    def use_version(self, version: AdapterVersion | None) -> None:
         """Serve ``version`` (``None``: the base model) from the next answer on."""
         self._executor.submit(self._switch, version)
 

@@ -32,7 +32,7 @@ from core.types import ChatTurn
 if TYPE_CHECKING:
     import torch
 
-    from workers.adapters import AdapterSlot
+    from workers.lora import LoraSlot
 
 __all__ = [
     "HfTokenCounter",
@@ -82,9 +82,9 @@ class LoadedModel:
     load_seconds: float
     from_cache: bool
     adapter: str | None = None
-    """The fine-tuned adapter merged into the weights (:mod:`workers.adapters`), if any."""
-    adapter_slot: AdapterSlot | None = field(default=None, repr=False)
-    """The one :class:`workers.adapters.AdapterSlot` that switches this model's adapter."""
+    """The fine-tuned adapter merged into the weights (:mod:`workers.lora`), if any."""
+    lora_slot: LoraSlot | None = field(default=None, repr=False)
+    """The one :class:`workers.lora.LoraSlot` that switches this model's adapter."""
 
     @property
     def version(self) -> str:

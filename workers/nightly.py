@@ -145,7 +145,7 @@ def run_nightly(
     for tests and benchmarks; by default they come from the settings. One run at a time per
     adapters folder: a second one started meanwhile skips."""
     until = now or utcnow()
-    folder = settings.adapters_path
+    folder = settings.versions_path
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / ".run.lock").open("w") as lock:
         try:
@@ -166,7 +166,7 @@ def _run(
     from workers.model import load_model
     from workers.training import run_fine_tune
 
-    folder = settings.adapters_path
+    folder = settings.versions_path
     runs = folder / RUNS_FILE
     since = _last_trained_until(runs)
     options = options or training_options(settings)
@@ -189,7 +189,7 @@ def _run(
     run_dir = folder / version_id
     try:
         model = base if base is not None else load_model(settings)
-        if model.adapter_slot is not None:
+        if model.lora_slot is not None:
             # Its weights may hold a merged adapter and PEFT layers: not a base to train from.
             raise ValueError("train on a model copy of its own, not on one that serves answers")
         result = run_fine_tune(

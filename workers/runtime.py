@@ -1,9 +1,12 @@
-"""What a generation worker process holds: one model, one store, and the answering loop.
+"""What a worker process's tasks run on, handed to them when the worker starts.
 
-Built once per worker process on first use (:func:`worker_runtime`) and released at
-shutdown. The Celery tasks in :mod:`workers.tasks` are thin: they call
-:meth:`WorkerRuntime.answer` and :meth:`WorkerRuntime.reconcile`, which call the same
-:class:`core.responder.Responder` that the embedded deployment runs in-process.
+The composition root (:func:`config.wiring.worker_parts`) builds a :class:`WorkerParts` for
+each worker process, and the worker's bootstrap (:mod:`workers.celery_app`) hands it over
+(:func:`hand_over`); the thin tasks of :mod:`workers.tasks` take it from :func:`handed`.
+A generation worker's :class:`WorkerRuntime` (one model, one store, the answering loop) is
+built from it once, on first use, and released at shutdown: its :meth:`WorkerRuntime.answer`
+and :meth:`WorkerRuntime.reconcile` call the same :class:`core.responder.Responder` that the
+embedded deployment runs in-process.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from enum import StrEnum
 from typing import Any
 
 from config.settings import Settings
-from core.conversation import ConversationService
+from core.db import SqlStore
+from core.errors import ConfigurationError
 from core.jobs import Claim, ClaimOutcome, JobStore
 from core.metrics import GENERATION_SECONDS
+from core.registry import AdapterRegistry
 from core.responder import APOLOGY, Responder
 from core.types import Reply, ReplyKind, utcnow
 from workers.streams import StreamWriter
 
-__all__ = ["Outcome", "WorkerRuntime", "close_worker_runtime", "worker_runtime"]
+__all__ = ["Outcome", "WorkerParts", "WorkerRuntime", "hand_over", "handed"]
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +52,21 @@ class Outcome(StrEnum):
 class WorkerRuntime:
     """The parts of one worker process, and the work its tasks do."""
 
-    def __init__(self, settings: Settings, service: ConversationService, redis: Any) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: JobStore,
+        responder: Responder,
+        redis: Any,
+        release: Callable[[], None],
+    ) -> None:
+        """``redis`` is a ``redis.Redis``; ``release`` frees the model and the database."""
         self.settings = settings
-        self.service = service
-        self.responder: Responder = service.responder
-        self.jobs: JobStore = service.store
-        """The answer jobs: all this runtime reads of the store itself."""
+        self.store = store
+        self.responder = responder
         self.redis = redis
+        self._release = release
         self._retried = threading.Lock()
         self._reconciling = threading.Lock()
 
@@ -63,7 +76,7 @@ class WorkerRuntime:
         ``enqueue`` queues the task for another message (the next in the conversation).
         Raises what the store raises when the database is down, for the task to retry.
         """
-        earlier = self.jobs.job(message_id)
+        earlier = self.store.job(message_id)
         if earlier is not None and earlier.attempts > 0 and not earlier.status.ended:
             # A job tried before may be what killed its worker: such jobs run one at a time
             # in this process, so that a poisoned one takes no other retried job down with
@@ -92,7 +105,7 @@ class WorkerRuntime:
             StreamWriter(self.redis, message_id, job.attempts).reply(reply)
             outcome = Outcome.REPEATED if claim.outcome is ClaimOutcome.DONE else Outcome.FAILED
         if job is not None:
-            following = self.jobs.next_job(job.key)
+            following = self.store.next_job(job.key)
             if following is not None and following != message_id:
                 enqueue(following)
         return outcome
@@ -112,8 +125,9 @@ class WorkerRuntime:
                         writer.delta(item)
         except TimeoutError:
             log.error("answering message %s ran out of time", job.message_id)
+            store = self.store
             ended = await asyncio.to_thread(
-                self.jobs.fail_job, job.message_id, "time limit", token=claim.token
+                store.fail_job, job.message_id, "time limit", token=claim.token
             )
             reply = Reply(kind=ReplyKind.ERROR, text=TIMED_OUT if ended else APOLOGY)
         GENERATION_SECONDS.observe(time.perf_counter() - started)
@@ -124,7 +138,7 @@ class WorkerRuntime:
 
     def lease_left(self, message_id: int) -> float:
         """Seconds until the lease on a job runs out (0 when none holds it)."""
-        job = self.jobs.job(message_id)
+        job = self.store.job(message_id)
         if job is None or job.lease_until is None:
             return 0.0
         return max(0.0, (job.lease_until - utcnow()).total_seconds())
@@ -139,10 +153,11 @@ class WorkerRuntime:
             self._reconciling.release()
 
     def _reconcile(self, enqueue: Callable[[int], None]) -> int:
+        store = self.store
         older_than = utcnow() - timedelta(seconds=self.settings.reconcile_after_s)
-        stalled = self.jobs.stalled_jobs(older_than)
+        stalled = store.stalled_jobs(older_than)
         for message_id in stalled:
-            self.jobs.touch_job(message_id)
+            store.touch_job(message_id)
             enqueue(message_id)
         if stalled:
             log.warning("queued %d stalled message(s) again: %s", len(stalled), stalled)
@@ -150,31 +165,60 @@ class WorkerRuntime:
 
     def close(self) -> None:
         """Release the model (GPU memory included) and the database connections."""
-        for part in (self.service.generator, self.service.store):
-            release = getattr(part, "close", None) or getattr(part, "dispose", None)
-            if release is not None:
-                release()
+        self._release()
 
 
-_runtime: WorkerRuntime | None = None
-_lock = threading.Lock()
+class WorkerParts:
+    """What the tasks of one worker process run on, built by the composition root."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        redis: Any,
+        open_store: Callable[[], SqlStore],
+        open_registry: Callable[[SqlStore], AdapterRegistry],
+        build_runtime: Callable[[], WorkerRuntime],
+    ) -> None:
+        """``redis`` is a ``redis.Redis``; ``build_runtime`` loads the model (called once)."""
+        self.settings = settings
+        self.redis = redis
+        self.open_store = open_store
+        """A store of the task's own (the nightly run and the purge), disposed by the task."""
+        self.open_registry = open_registry
+        self._build_runtime = build_runtime
+        self._runtime: WorkerRuntime | None = None
+        self._lock = threading.Lock()
+
+    def runtime(self) -> WorkerRuntime:
+        """The generation runtime, built on first use (the model loads once per process)."""
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = self._build_runtime()
+            return self._runtime
+
+    def close(self) -> None:
+        """Release the generation runtime, if it was built."""
+        with self._lock:
+            if self._runtime is not None:
+                self._runtime.close()
+                self._runtime = None
 
 
-def worker_runtime(settings: Settings) -> WorkerRuntime:
-    """This process's runtime, built on first use (the model loads once per process)."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            from config.wiring import build_worker
-
-            _runtime = build_worker(settings)
-        return _runtime
+_handed: WorkerParts | None = None
 
 
-def close_worker_runtime() -> None:
-    """Release this process's runtime, if it was built."""
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.close()
-            _runtime = None
+def hand_over(parts: WorkerParts | None) -> WorkerParts | None:
+    """Give this process's tasks their parts (``None``: take them back); returns the old ones."""
+    global _handed
+    before, _handed = _handed, parts
+    return before
+
+
+def handed() -> WorkerParts:
+    """The parts handed to this process's tasks at worker start."""
+    if _handed is None:
+        raise ConfigurationError(
+            "Parley's tasks run in a worker started as `celery -A workers.celery_app worker`"
+        )
+    return _handed

@@ -6,54 +6,36 @@
 - ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
 - ``parley.purge()``: delete conversations older than ``PARLEY_RETENTION_DAYS`` (beat).
 
-Idempotency lives in the answer jobs (:mod:`core.jobs`): running ``answer`` twice for one
-message publishes the same reply twice and stores one answer.
+Each task runs on the parts handed to its worker process at start
+(:func:`workers.runtime.handed`); the web process queues them by name
+(:class:`workers.queues.TaskQueue`). Idempotency lives in the answer jobs
+(:mod:`core.jobs`): running ``answer`` twice for one message publishes the same reply
+twice and stores one answer.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from celery import Task, signals
+from celery import Task, shared_task
 from redis.exceptions import RedisError
 
-from config.settings import Settings
 from core.errors import StoreError
 from core.media import MediaKind
-from workers.celery_app import GENERATE_QUEUE, MEDIA_QUEUE, app, redis_problems
+from core.privacy import Retention
 from workers.media import MediaOptions
 from workers.media_queue import serve_reading
-from workers.runtime import Outcome, close_worker_runtime, worker_runtime
+from workers.queues import TaskQueue
+from workers.runtime import Outcome, handed
 
-__all__ = [
-    "answer",
-    "enqueue_answer",
-    "enqueue_reading",
-    "fine_tune",
-    "purge",
-    "read_media",
-    "reconcile",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["answer", "fine_tune", "purge", "read_media", "reconcile"]
 
 RETRY_BACKOFF_MAX_S = 60
 TRANSIENT = (StoreError, RedisError, ConnectionError)
 """Faults that pass: the database or Redis is down for a moment."""
 
 
-def _settings() -> Settings:
-    settings: Settings = app.conf.parley_settings
-    return settings
-
-
-def enqueue_answer(message_id: int) -> None:
-    """Queue the answer task for one accepted message."""
-    answer.apply_async(args=[message_id], queue=GENERATE_QUEUE)
-
-
-@app.task(
+@shared_task(
     name="parley.answer",
     bind=True,
     acks_late=True,
@@ -66,8 +48,8 @@ def enqueue_answer(message_id: int) -> None:
 )
 def answer(self: Task[Any, Any], message_id: int) -> str:
     """Answer one accepted message (at most once, however often this runs)."""
-    runtime = worker_runtime(_settings())
-    outcome = runtime.answer(message_id, enqueue_answer)
+    runtime = handed().runtime()
+    outcome = runtime.answer(message_id, TaskQueue(self.app).answer)
     if outcome is Outcome.BUSY:
         # Redelivered while a lease still holds the job (its worker may have died): look
         # again when the lease runs out, and answer then unless its holder finished.
@@ -75,12 +57,7 @@ def answer(self: Task[Any, Any], message_id: int) -> str:
     return str(outcome)
 
 
-def enqueue_reading(key: str, kind: MediaKind, mime: str | None) -> None:
-    """Queue the reading of one file whose bytes wait in Redis under ``key``."""
-    read_media.apply_async(args=[key, str(kind), mime], queue=MEDIA_QUEUE)
-
-
-@app.task(
+@shared_task(
     name="parley.read_media",
     acks_late=True,
     autoretry_for=(RedisError, ConnectionError),
@@ -89,99 +66,46 @@ def enqueue_reading(key: str, kind: MediaKind, mime: str | None) -> None:
 )
 def read_media(key: str, kind: str, mime: str | None) -> str:
     """Transcribe or OCR the file waiting in Redis under ``key``; leave the text beside it."""
-    settings = _settings()
+    parts = handed()
     return serve_reading(
-        _redis(settings),
-        MediaOptions.from_settings(settings),
+        parts.redis,
+        MediaOptions.from_settings(parts.settings),
         key,
         MediaKind(kind),
         mime,
-        result_ttl=settings.media_wait_s,
+        result_ttl=parts.settings.media_wait_s,
     )
 
 
-_clients: dict[str, Any] = {}
-
-
-def _redis(settings: Settings) -> Any:
-    """One synchronous Redis client per worker process."""
-    url = settings.redis_url.get_secret_value()
-    if url not in _clients:
-        import redis
-
-        _clients[url] = redis.Redis.from_url(url)
-    return _clients[url]
-
-
-@app.task(name="parley.reconcile", acks_late=True)
-def reconcile() -> int:
+@shared_task(name="parley.reconcile", bind=True, acks_late=True)
+def reconcile(self: Task[Any, Any]) -> int:
     """Queue again the accepted messages that show no progress."""
-    return worker_runtime(_settings()).reconcile(enqueue_answer)
+    return handed().runtime().reconcile(TaskQueue(self.app).answer)
 
 
 # Acknowledged on receipt: a run can outlast Redis's visibility timeout, and a redelivered
 # copy would train twice. A run lost with its worker is simply made the next night.
-@app.task(name="parley.fine_tune", acks_late=False)
+@shared_task(name="parley.fine_tune", acks_late=False)
 def fine_tune() -> str:
     """The nightly fine-tuning run (:func:`workers.nightly.run_nightly`); returns its summary."""
-    from config.wiring import open_registry, open_store
     from workers.nightly import run_nightly
 
-    settings = _settings()
-    store = open_store(settings)
+    parts = handed()
+    store = parts.open_store()
     try:
-        return run_nightly(settings, store, open_registry(store)).summary()
+        return run_nightly(parts.settings, store, parts.open_registry(store)).summary()
     finally:
         store.dispose()
 
 
-@app.task(name="parley.purge", acks_late=True)
+@shared_task(name="parley.purge", acks_late=True)
 def purge() -> int:
     """Delete conversations older than the retention setting (a no-op when it is 0)."""
-    from config.wiring import open_store
-    from core.privacy import Retention
-
-    settings = _settings()
-    if settings.retention_days <= 0:
+    parts = handed()
+    if parts.settings.retention_days <= 0:
         return 0
-    store = open_store(settings)
+    store = parts.open_store()
     try:
-        return Retention(store, settings.retention_days).run()
+        return Retention(store, parts.settings.retention_days).run()
     finally:
         store.dispose()
-
-
-@signals.worker_ready.connect
-def _warm_up(sender: Any = None, **_: Any) -> None:
-    """Check Redis's persistence and load the model before the first task arrives."""
-    settings = _settings()
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
-    for problem in redis_problems(client):
-        log.warning("Redis: %s", problem)
-    try:
-        queues = {queue.name for queue in sender.task_consumer.queues}
-    except AttributeError:
-        queues = {GENERATE_QUEUE}
-    if GENERATE_QUEUE in queues:
-        worker_runtime(settings)
-    if settings.worker_metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port)
-
-
-@signals.worker_shutdown.connect
-def _release(**_: Any) -> None:
-    """Free the model (and GPU memory) when the worker stops."""
-    close_worker_runtime()
-
-
-@signals.after_setup_logger.connect
-@signals.after_setup_task_logger.connect
-def _redact_logs(logger: logging.Logger, **_: Any) -> None:
-    """No personal data in a worker's log lines either."""
-    from core.privacy import install_log_redaction
-
-    install_log_redaction(*logger.handlers)

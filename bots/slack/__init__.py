@@ -4,7 +4,7 @@ Usage::
 
     from bots.slack import build_slack
 
-    adapter = build_slack(parley.service, settings)
+    adapter = build_slack(parley.inbox, settings)
     app = Starlette(routes=adapter.routes())     # POST /slack/events
 
     python -m bots.slack          # Socket Mode with PARLEY_SLACK_APP_TOKEN, else HTTP
@@ -23,7 +23,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.adapter import EVENTS_PATH, SlackAdapter
 from config.settings import Settings
-from core.conversation import ConversationService
 from core.errors import ConfigurationError
 from core.inbox import Inbox
 
@@ -64,13 +63,10 @@ class SlackConfig:
         )
 
 
-def build_slack(
-    service: ConversationService, settings: Settings, *, edit_interval: float = 1.0
-) -> SlackAdapter:
+def build_slack(inbox: Inbox, settings: Settings, *, edit_interval: float = 1.0) -> SlackAdapter:
     """The Slack adapter for the configured app; raises ConfigurationError when incomplete."""
     config = SlackConfig.from_settings(settings)
     client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
-    inbox = Inbox(service, events=service.store, conversations=service.store)
     return SlackAdapter(
         inbox, client=client, signing_secret=config.signing_secret, edit_interval=edit_interval
     )

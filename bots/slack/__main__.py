@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from bots.slack import SlackAdapter, SlackConfig, build_slack
-from core.errors import ParleyError
+from config.startup import entry_point, start
+from config.wiring import build_web
 
 __all__ = ["http_app", "main", "run_socket_mode", "serve_http"]
 
@@ -63,6 +64,7 @@ async def serve_http(adapter: SlackAdapter, host: str, port: int) -> None:
     await uvicorn.Server(uvicorn.Config(http_app(adapter), host=host, port=port)).serve()
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """Start the Slack adapter on the configured (by default embedded) deployment."""
     parser = argparse.ArgumentParser(
@@ -72,27 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="HTTP mode: port (PARLEY_WEB_PORT)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
-    # Imported before logging is set up, so that their import-time chatter stays quiet.
-    from config import load_settings
-    from config.wiring import build_web
-
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from core.privacy import install_log_redaction
-
-    install_log_redaction()  # no personal data in any log line
-    try:
-        settings = load_settings()
-        config = SlackConfig.from_settings(settings)  # before the slow model load
-        parley = build_web(settings)
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    try:
-        adapter = build_slack(parley.service, settings)
+    settings = start(logging.DEBUG if args.verbose else logging.INFO)
+    config = SlackConfig.from_settings(settings)  # before the slow model load
+    with contextlib.closing(build_web(settings)) as parley, contextlib.suppress(KeyboardInterrupt):
+        adapter = build_slack(parley.inbox, settings)
         if config.app_token is not None:
             log.info("Slack: Socket Mode")
             asyncio.run(run_socket_mode(adapter, config.app_token))
@@ -101,13 +86,6 @@ def main(argv: list[str] | None = None) -> int:
             port = args.port or settings.web_port
             log.info("Slack: HTTP events at http://%s:%s/slack/events", host, port)
             asyncio.run(serve_http(adapter, host, port))
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    finally:
-        parley.close()
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    adapter = build_slack(service, settings)
+    adapter = build_slack(parley.inbox, settings)
     routes = adapter.routes()          # POST /slack/events, for a Starlette app
     await adapter.start()              # checks the token (auth.test)
     ...

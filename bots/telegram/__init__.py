@@ -7,7 +7,7 @@ Usage::
 In the web process (``python -m bots.web``), with PARLEY_TELEGRAM_WEBHOOK_URL and
 PARLEY_TELEGRAM_WEBHOOK_SECRET set, Telegram posts updates to ``POST /telegram/webhook``::
 
-    adapter = build_telegram(parley.service, settings)
+    adapter = build_telegram(parley.inbox, settings)
     routes.extend(adapter.routes())      # POST /telegram/webhook
     await adapter.start()                # on start-up: getMe, setMyCommands, setWebhook
     await adapter.stop()                 # on shutdown
@@ -27,12 +27,10 @@ from core.inbox import Inbox
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from core.conversation import ConversationService
 
 __all__ = ["SECRET_HEADER", "WEBHOOK_PATH", "TelegramAdapter", "TelegramOptions", "build_telegram"]
 
 
-def build_telegram(service: ConversationService, settings: Settings) -> TelegramAdapter:
+def build_telegram(inbox: Inbox, settings: Settings) -> TelegramAdapter:
     """The Telegram adapter for the configured bot; raises ConfigurationError if it has none."""
-    inbox = Inbox(service, events=service.store, conversations=service.store)
     return TelegramAdapter(inbox, TelegramOptions.from_settings(settings))

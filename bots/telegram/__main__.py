@@ -22,8 +22,9 @@ import sys
 
 from bots.telegram.adapter import TelegramAdapter
 from bots.telegram.options import TelegramOptions
-from core.errors import ConfigurationError, ParleyError
-from core.inbox import Inbox
+from config.startup import entry_point, start
+from config.wiring import build_web
+from core.errors import ConfigurationError
 
 __all__ = ["main", "serve"]
 
@@ -43,6 +44,7 @@ async def serve(adapter: TelegramAdapter) -> None:
         await adapter.stop()
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """Start the Telegram bot on the configured (by default embedded) deployment."""
     parser = argparse.ArgumentParser(
@@ -50,43 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from core.privacy import install_log_redaction
-
-    install_log_redaction()  # no personal data in any log line
     # httpx would log every request to Telegram, several a second while answering.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    from config import load_settings
-    from config.wiring import build_web
-
-    try:
-        settings = load_settings()
-        # Checked before the model loads, so that a missing token fails in a blink.
-        options = TelegramOptions.from_settings(settings)
-        if options.webhook:
-            raise ConfigurationError(
-                "PARLEY_TELEGRAM_WEBHOOK_URL is set: webhooks are served by "
-                "`python -m bots.web`. Unset it to poll with this command."
-            )
-        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
-        parley = build_web(settings)
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    try:
-        inbox = Inbox(parley.service, events=parley.store, conversations=parley.store)
-        asyncio.run(serve(TelegramAdapter(inbox, options)))
-    except ParleyError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    finally:
-        parley.close()
+    settings = start(logging.INFO if args.verbose else logging.WARNING, quiet=("httpx",))
+    # Checked before the model loads, so that a missing token fails in a blink.
+    options = TelegramOptions.from_settings(settings)
+    if options.webhook:
+        raise ConfigurationError(
+            "PARLEY_TELEGRAM_WEBHOOK_URL is set: webhooks are served by "
+            "`python -m bots.web`. Unset it to poll with this command."
+        )
+    print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+    with contextlib.closing(build_web(settings)) as parley, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(TelegramAdapter(parley.inbox, options)))
     return 0
 
 

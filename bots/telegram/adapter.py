@@ -7,7 +7,7 @@ Telegram messages by :class:`bots.telegram.reply.TelegramReply`, answers with ðŸ
 buttons whose presses go to :meth:`core.inbox.Inbox.rate`, and a reply's pictures (the
 ``/explain`` charts) follow its text as photos::
 
-    adapter = build_telegram(parley.service, settings)
+    adapter = build_telegram(parley.inbox, settings)
     await adapter.start()        # getMe, setMyCommands, then polling or setWebhook
     ...                          # webhook mode: mount adapter.routes() in a Starlette app
     await adapter.stop()         # finish replies in progress, disconnect

@@ -1,13 +1,14 @@
-"""Serving fine-tuned adapters: switch a running model to the promoted version, no restart.
+"""Serving fine-tuned versions: switch a running model to the promoted LoRA, no restart.
 
-:class:`AdapterSlot` applies one LoRA adapter (a PEFT folder written by
+A fine-tuned *version* (:class:`core.registry.AdapterVersion`) is a LoRA adapter on top of the
+base model. :class:`LoraSlot` applies one LoRA adapter (a PEFT folder written by
 :mod:`workers.training`) to a loaded model *in place*: the adapter is merged into the
 weights, so answers cost what they cost without it, and the generators keep calling the same
 model object. Switching unmerges the old adapter first; switching to ``None`` serves the
 base model again. A slot must only be switched while nothing generates with the model: the
-generators do it between answers (:meth:`workers.batching.BatchedGenerator.use_adapter`).
+generators do it between answers (:meth:`workers.batching.BatchedGenerator.use_version`).
 
-:class:`AdapterWatcher` polls the registry (:mod:`core.registry`) every few seconds and asks
+:class:`VersionWatcher` polls the registry (:mod:`core.registry`) every few seconds and asks
 the generator to switch when the served version changes, so a promotion or a rollback takes
 effect in every worker within ``PARLEY_ADAPTER_POLL_S`` plus the answers already running.
 """
@@ -18,18 +19,18 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from core.errors import ModelLoadError
 from core.registry import AdapterRegistry, AdapterVersion
 from workers.model import LoadedModel
 
-__all__ = ["AdapterSlot", "AdapterWatcher", "SwitchesAdapters"]
+__all__ = ["LoraSlot", "SwitchesVersions", "VersionWatcher"]
 
 log = logging.getLogger(__name__)
 
 
-class AdapterSlot:
+class LoraSlot:
     """The adapter merged into one loaded model (``None``: the base model)."""
 
     def __init__(self, loaded: LoadedModel) -> None:
@@ -40,11 +41,11 @@ class AdapterSlot:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, loaded: LoadedModel) -> AdapterSlot:
+    def of(cls, loaded: LoadedModel) -> LoraSlot:
         """The slot of ``loaded``, made on first use."""
-        if loaded.adapter_slot is None:
-            loaded.adapter_slot = cls(loaded)
-        return loaded.adapter_slot
+        if loaded.lora_slot is None:
+            loaded.lora_slot = cls(loaded)
+        return loaded.lora_slot
 
     @property
     def current(self) -> str | None:
@@ -117,21 +118,22 @@ class AdapterSlot:
         self._loaded.adapter = None
 
 
-class SwitchesAdapters(Protocol):
-    """A generator that can serve another adapter between answers."""
+@runtime_checkable
+class SwitchesVersions(Protocol):
+    """A generator that can serve another fine-tuned version between answers."""
 
-    def use_adapter(self, version: AdapterVersion | None) -> None:
+    def use_version(self, version: AdapterVersion | None) -> None:
         """Serve ``version`` (``None``: the base model) from the next answer on."""
         ...
 
 
-class AdapterWatcher:
+class VersionWatcher:
     """Polls the registry and switches the generator to the version being served."""
 
     def __init__(
         self,
         registry: AdapterRegistry,
-        generator: SwitchesAdapters,
+        generator: SwitchesVersions,
         *,
         interval_s: float = 5.0,
     ) -> None:
@@ -158,13 +160,13 @@ class AdapterWatcher:
             self._seen or "the base model",
         )
         self._seen = wanted
-        self._generator.use_adapter(serving)
+        self._generator.use_version(serving)
         return True
 
-    def start(self) -> AdapterWatcher:
+    def start(self) -> VersionWatcher:
         """Check now, then every ``interval_s`` seconds in a daemon thread."""
         self.check()
-        self._thread = threading.Thread(target=self._run, name="parley-adapters", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="parley-versions", daemon=True)
         self._thread.start()
         return self
 

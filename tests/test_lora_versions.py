@@ -19,9 +19,9 @@ from config.settings import Settings
 from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterVersion, MemoryRegistry
 from core.types import ChatTurn, Role
-from workers.adapters import AdapterWatcher
 from workers.batching import BatchedGenerator
 from workers.generation import TransformersGenerator
+from workers.lora import VersionWatcher
 from workers.model import LoadedModel, load_model
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def version(folder: Path, version_id: str = "ft-1") -> AdapterVersion:
 def batched(loaded: LoadedModel, test_settings: Settings) -> Iterator[BatchedGenerator]:
     made = BatchedGenerator(loaded, test_settings)
     yield made
-    made.use_adapter(None)  # the next test starts from the base weights
+    made.use_version(None)  # the next test starts from the base weights
     asyncio.run(made.generate(QUESTION).collect())
     made.close()
 
@@ -74,7 +74,7 @@ def test_promotion_and_rollback_switch_the_answers_of_a_running_generator(
     batched: BatchedGenerator, adapter_dir: Path
 ) -> None:
     registry = MemoryRegistry()
-    watcher = AdapterWatcher(registry, batched, interval_s=60)
+    watcher = VersionWatcher(registry, batched, interval_s=60)
     base = ask(batched)
 
     registry.add(version(adapter_dir))
@@ -105,7 +105,7 @@ def test_answers_running_at_a_switch_finish_on_the_version_they_started_with(
         first = batched.generate(QUESTION)
         started = await first.__anext__()  # the first answer is decoding
         assert started
-        batched.use_adapter(version(adapter_dir))
+        batched.use_version(version(adapter_dir))
         second = await batched.generate(QUESTION).collect()
         return await first.collect(), second
 
@@ -121,9 +121,9 @@ def test_the_one_at_a_time_generator_switches_too(
     generator = TransformersGenerator(loaded, test_settings)
     try:
         base = ask(generator)
-        generator.use_adapter(version(adapter_dir))
+        generator.use_version(version(adapter_dir))
         tuned = ask(generator)
-        generator.use_adapter(None)
+        generator.use_version(None)
         again = ask(generator)
     finally:
         generator.close()
@@ -139,7 +139,7 @@ def test_an_adapter_that_cannot_be_loaded_leaves_the_base_model_serving(
     base = ask(batched)
 
     with caplog.at_level(logging.ERROR, logger="workers.batching"):
-        batched.use_adapter(version(tmp_path / "missing", "ft-gone"))
+        batched.use_version(version(tmp_path / "missing", "ft-gone"))
         after = ask(batched)
 
     assert (after.text, after.model_version) == (base.text, base.model_version)
