@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core.memory_store import MemoryStore
 
 from config.settings import Settings
 from config.wiring import build_safety, forgetters, open_registry, open_store
 from core.access import AccessPolicy, parse_admins
 from core.admin import NOT_ADMIN, AdminCommands
+from core.memory import MemoryStore
 from core.privacy import Privacy
 from core.registry import AdapterStatus, AdapterVersion, MemoryRegistry
 from core.safety import Safety
