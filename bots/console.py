@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+        print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
         parley = build_embedded(settings, quit="leave the chat (or Ctrl-D)")
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 user=user,
                 stdin=sys.stdin,
                 stdout=sys.stdout,
-                pictures=settings.data_dir / "pictures",
+                pictures=settings.storage.data_dir / "pictures",
             )
         )
     except KeyboardInterrupt:

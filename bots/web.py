@@ -93,11 +93,11 @@ def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
 def _adapters(parley: Parley, settings: Settings) -> list[PlatformAdapter]:
     """The adapters whose platforms are configured."""
     adapters: list[PlatformAdapter] = []
-    if settings.telegram_token is not None:
+    if settings.telegram.token is not None:
         from bots.telegram import build_telegram
 
         adapters.append(build_telegram(parley.service, settings))
-    if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+    if settings.slack.bot_token is not None and settings.slack.signing_secret is not None:
         from bots.slack import build_slack
 
         adapters.append(build_slack(parley.service, settings))
@@ -125,7 +125,7 @@ def main() -> int:
     if not adapters:
         log.warning("No platform is configured: serving only /healthz and /metrics")
     try:
-        uvicorn.run(create_app(parley, adapters), host=settings.web_host, port=settings.web_port)
+        uvicorn.run(create_app(parley, adapters), host=settings.web.host, port=settings.web.port)
     finally:
         parley.close()
     return 0

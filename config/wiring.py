@@ -64,7 +64,7 @@ __all__ = [
 
 def lease_seconds(settings: Settings) -> float:
     """A job's lease outlasts the task time limit by half (at most 30 s more)."""
-    return settings.task_time_limit_s + min(30.0, settings.task_time_limit_s / 2)
+    return settings.scaling.task_time_limit_s + min(30.0, settings.scaling.task_time_limit_s / 2)
 
 
 log = logging.getLogger(__name__)
@@ -100,21 +100,21 @@ class Parley:
 def conversation_options(settings: Settings, **extra_commands: str) -> ConversationOptions:
     """The conversation service's options from the settings."""
     return ConversationOptions(
-        system_prompt=settings.system_prompt,
-        assistant_name=settings.assistant_name,
+        system_prompt=settings.conversation.system_prompt,
+        assistant_name=settings.conversation.assistant_name,
         prompt_budget=settings.prompt_budget,
-        max_new_tokens=settings.max_new_tokens,
-        history_turns=settings.history_turns,
-        profile_tokens=settings.profile_tokens,
-        max_message_chars=settings.max_message_chars,
+        max_new_tokens=settings.generation.max_new_tokens,
+        history_turns=settings.conversation.history_turns,
+        profile_tokens=settings.conversation.profile_tokens,
+        max_message_chars=settings.conversation.max_message_chars,
         extra_commands=extra_commands,
     )
 
 
 def open_store(settings: Settings) -> SqlStore:
     """Connect to the configured database and bring its schema up to date."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine_for(settings.sqlalchemy_url)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine_for(settings.storage.sqlalchemy_url)
     upgrade(engine)
     return SqlStore(engine)
 
@@ -133,13 +133,13 @@ def watch_adapters(settings: Settings, store: Store, generator: Any) -> AdapterW
     from workers.adapters import AdapterWatcher
 
     return AdapterWatcher(
-        open_registry(store), generator, interval_s=settings.adapter_poll_s
+        open_registry(store), generator, interval_s=settings.fine_tuning.poll_s
     ).start()
 
 
 def load_sentiment(settings: Settings) -> SentimentClassifier | None:
     """The sentiment classifier, unless turned off; without its model Parley still answers."""
-    if not settings.sentiment:
+    if not settings.conversation.sentiment:
         return None
     from workers.sentiment import TransformerSentimentClassifier
 
@@ -154,7 +154,7 @@ def job_options(settings: Settings) -> JobOptions:
     """How answer jobs are leased and retried."""
     return JobOptions(
         lease_seconds=lease_seconds(settings),
-        max_attempts=settings.max_attempts,
+        max_attempts=settings.jobs.max_attempts,
     )
 
 
@@ -164,16 +164,16 @@ def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
     ``redis`` (the web process's ``redis.asyncio.Redis``) selects the workers. ``None`` when
     ``PARLEY_MEDIA=false``. A named model that cannot exist stops the start-up here.
     """
-    if not settings.media:
+    if not settings.attachments.enabled:
         return None
     from workers.media import LocalMediaReader, MediaOptions, resolve_whisper
     from workers.vision import check_vision_model
 
-    resolve_whisper(settings.whisper_model)
-    if settings.vision_model is not None:
-        check_vision_model(settings.vision_model)
+    resolve_whisper(settings.attachments.whisper_model)
+    if settings.attachments.vision_model is not None:
+        check_vision_model(settings.attachments.vision_model)
     limits = MediaLimits(
-        max_bytes=settings.max_media_bytes, max_audio_seconds=settings.max_audio_seconds
+        max_bytes=settings.attachments.max_bytes, max_audio_seconds=settings.attachments.max_audio_seconds
     )
     if redis is None:
         return MediaIntake(LocalMediaReader(MediaOptions.from_settings(settings)), limits)
@@ -181,7 +181,7 @@ def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
     from workers.tasks import enqueue_reading
 
     reader = CeleryMediaReader(
-        redis=redis, enqueue=enqueue_reading, wait_seconds=settings.media_wait_s
+        redis=redis, enqueue=enqueue_reading, wait_seconds=settings.attachments.wait_s
     )
     return MediaIntake(reader, limits)
 
@@ -192,8 +192,8 @@ def build_generator(settings: Settings) -> Any:
     ``PARLEY_GENERATOR`` (``module:callable``, called with the settings) swaps in another
     generator, for tests and custom back ends; it must offer ``tokens`` and ``close()``.
     """
-    if settings.generator:
-        module, _, name = settings.generator.partition(":")
+    if settings.llm.generator:
+        module, _, name = settings.llm.generator.partition(":")
         factory = getattr(importlib.import_module(module), name)
         return factory(settings)
     from workers.batching import BatchedGenerator
@@ -206,54 +206,54 @@ def access_policy(settings: Settings) -> AccessPolicy:
     return AccessPolicy(
         rules={
             "telegram": AccessRule(
-                public=settings.telegram_access == "public",
-                users=frozenset(settings.telegram_allowed_users),
-                chats=frozenset(settings.telegram_allowed_chats),
+                public=settings.telegram.access == "public",
+                users=frozenset(settings.telegram.allowed_users),
+                chats=frozenset(settings.telegram.allowed_chats),
             ),
             "slack": AccessRule(
-                public=settings.slack_access == "public",
-                workspaces=frozenset(settings.slack_allowed_workspaces),
-                users=frozenset(settings.slack_allowed_users),
-                chats=frozenset(settings.slack_allowed_channels),
+                public=settings.slack.access == "public",
+                workspaces=frozenset(settings.slack.allowed_workspaces),
+                users=frozenset(settings.slack.allowed_users),
+                chats=frozenset(settings.slack.allowed_channels),
             ),
         },
-        admins=parse_admins(settings.admins),
+        admins=parse_admins(settings.safety.admins),
     )
 
 
 def build_limiter(settings: Settings) -> Limiter:
     """Counters in this process (embedded) or shared through Redis (scaled)."""
-    if settings.deployment == "embedded":
+    if settings.scaling.deployment == "embedded":
         return MemoryLimiter()
     import redis
 
-    return RedisLimiter(redis.Redis.from_url(settings.redis_url.get_secret_value()))
+    return RedisLimiter(redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()))
 
 
 def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
     """Access, limits, moderation, the canary and redaction, as the settings ask."""
     busy_ttl = (
-        settings.answer_wait_s if settings.deployment == "scaled" else settings.answer_time_limit_s
+        settings.scaling.answer_wait_s if settings.scaling.deployment == "scaled" else settings.generation.answer_time_limit_s
     ) + 30.0
     limits = Limits(
         limiter if limiter is not None else build_limiter(settings),
         LimitOptions(
-            person_per_minute=settings.rate_messages_per_minute,
-            chat_per_minute=settings.rate_chat_messages_per_minute,
-            person_tokens_per_day=settings.quota_tokens_per_day,
-            chat_tokens_per_day=settings.quota_chat_tokens_per_day,
-            one_at_a_time=settings.one_answer_at_a_time,
+            person_per_minute=settings.limits.person_per_minute,
+            chat_per_minute=settings.limits.chat_per_minute,
+            person_tokens_per_day=settings.limits.person_tokens_per_day,
+            chat_tokens_per_day=settings.limits.chat_tokens_per_day,
+            one_at_a_time=settings.limits.one_at_a_time,
             busy_ttl_s=busy_ttl,
         ),
     )
     return Safety(
         access=access_policy(settings),
         limits=limits,
-        moderator=ProfanityModerator().load() if settings.moderation else None,
-        input_threshold=settings.moderation_input_threshold,
-        output_threshold=settings.moderation_output_threshold,
-        guard=PromptGuard() if settings.canary else None,
-        redact_stored=settings.redact_stored_text,
+        moderator=ProfanityModerator().load() if settings.safety.moderation else None,
+        input_threshold=settings.safety.input_threshold,
+        output_threshold=settings.safety.output_threshold,
+        guard=PromptGuard() if settings.safety.canary else None,
+        redact_stored=settings.privacy.redact_stored,
     )
 
 
@@ -262,19 +262,19 @@ def forgetters(settings: Settings, store: Store, safety: Safety) -> list[Forgett
     found: list[Forgetter] = []
     if safety.limits is not None:
         found.append(LimitsForgetter(safety.limits))
-    if settings.deployment == "scaled":
+    if settings.scaling.deployment == "scaled":
         import redis
 
         from workers.streams import stream_key
 
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        client = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value())
         found.append(
             RedisKeysForgetter(client, lambda person: [stream_key(i) for i in person.message_ids])
         )
     from workers.nightly import TrainingFilesForgetter
 
     # Before the store: the person's key for their training rows comes from it.
-    found.append(TrainingFilesForgetter(store, settings.adapters_path))
+    found.append(TrainingFilesForgetter(store, settings.versions_path))
     found.append(StoreForgetter(store))
     return found
 
@@ -320,14 +320,14 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
         media=build_media(settings),
     )
     watcher = watch_adapters(settings, store, generator)
-    retention = Retention(store, settings.retention_days)
+    retention = Retention(store, settings.privacy.retention_days)
     retention.start()
     return Parley(settings, store, generator, service, watcher=watcher, retention=retention)
 
 
 def build_web(settings: Settings) -> Parley:
     """The web process's parts: embedded (model in-process) or scaled (Celery workers)."""
-    if settings.deployment == "embedded":
+    if settings.scaling.deployment == "embedded":
         return build_embedded(settings)
     import redis.asyncio
 
@@ -338,7 +338,7 @@ def build_web(settings: Settings) -> Parley:
     store = open_store(settings)
     tokens = load_tokenizer(settings)
     generator = RemoteGenerator(settings)
-    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis.asyncio.Redis.from_url(settings.scaling.redis_url.get_secret_value())
     service = _service(
         settings,
         store,
@@ -352,7 +352,7 @@ def build_web(settings: Settings) -> Parley:
         store=store,
         redis=client,
         enqueue=enqueue_answer,
-        wait_seconds=settings.answer_wait_s,
+        wait_seconds=settings.scaling.answer_wait_s,
     )
     return Parley(settings, store, generator, service, client)
 
@@ -366,7 +366,7 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     store = open_store(settings)
     generator = build_generator(settings)
     service = _service(settings, store, generator, generator.tokens)
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value())
     # A daemon thread: it goes with the worker process.
     watch_adapters(settings, store, generator)
     return WorkerRuntime(settings, service, client)

@@ -31,7 +31,7 @@ def _register(settings: Settings, version_id: str, accuracy: tuple[float, float]
         AdapterVersion(
             id=version_id,
             base_model="smollm2",
-            path=str(settings.adapters_path / version_id),
+            path=str(settings.versions_path / version_id),
             status=AdapterStatus.CANDIDATE,
             reason="passed the gate",
             figures={
@@ -124,7 +124,7 @@ async def test_forget_removes_the_persons_rows_from_training_files(
             store.save_feedback(Feedback(answer_id=answer.id, user=user, rating=rating))
     options = TrainingOptions(min_new_feedback=1, max_person_share=None, held_out_fraction=0.5)
     files = write_dataset(
-        build_dataset(store.feedback_records(), options), settings.adapters_path / "ft-1" / "data"
+        build_dataset(store.feedback_records(), options), settings.versions_path / "ft-1" / "data"
     )
     ada_key = store.person_key(ada)
     assert ada_key is not None
@@ -200,7 +200,7 @@ def test_a_run_that_fails_is_logged_and_leaves_its_feedback_for_the_next(
     with pytest.raises(AttributeError):
         run_nightly(settings, store, open_registry(store), options=options, base=Broken())
 
-    [run] = [json.loads(line) for line in (settings.adapters_path / RUNS_FILE).open()]
+    [run] = [json.loads(line) for line in (settings.versions_path / RUNS_FILE).open()]
     assert run["status"] == "failed"
     assert "AttributeError" in run["reason"]
     later = run_nightly(settings, store, open_registry(store), options=TrainingOptions())

@@ -80,15 +80,15 @@ class MediaOptions:
     def from_settings(cls, settings: Settings) -> MediaOptions:
         """The options from Parley's settings."""
         return cls(
-            whisper_model=settings.whisper_model,
-            whisper_device=settings.whisper_device,
-            whisper_compute_type=settings.whisper_compute_type,
-            whisper_language=settings.whisper_language,
-            whisper_beam_size=settings.whisper_beam_size,
-            cpu_threads=settings.cpu_threads,
-            max_audio_seconds=settings.max_audio_seconds,
-            ocr_languages=settings.ocr_languages,
-            vision_model=settings.vision_model,
+            whisper_model=settings.attachments.whisper_model,
+            whisper_device=settings.attachments.whisper_device,
+            whisper_compute_type=settings.attachments.whisper_compute_type,
+            whisper_language=settings.attachments.whisper_language,
+            whisper_beam_size=settings.attachments.whisper_beam_size,
+            cpu_threads=settings.llm.cpu_threads,
+            max_audio_seconds=settings.attachments.max_audio_seconds,
+            ocr_languages=settings.attachments.ocr_languages,
+            vision_model=settings.attachments.vision_model,
         )
 
 

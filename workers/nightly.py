@@ -97,10 +97,10 @@ def training_options(settings: Settings) -> TrainingOptions:
     from workers.training import TrainingOptions
 
     return TrainingOptions(
-        min_new_feedback=settings.fine_tune_min_feedback,
-        max_person_share=settings.fine_tune_person_cap,
-        untrusted_weight=settings.fine_tune_untrusted_weight,
-        max_steps=settings.fine_tune_max_steps,
+        min_new_feedback=settings.fine_tuning.min_new_feedback,
+        max_person_share=settings.fine_tuning.max_person_share,
+        untrusted_weight=settings.fine_tuning.untrusted_weight,
+        max_steps=settings.fine_tuning.max_steps,
     )
 
 
@@ -145,7 +145,7 @@ def run_nightly(
     for tests and benchmarks; by default they come from the settings. One run at a time per
     adapters folder: a second one started meanwhile skips."""
     until = now or utcnow()
-    folder = settings.adapters_path
+    folder = settings.versions_path
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / ".run.lock").open("w") as lock:
         try:
@@ -166,7 +166,7 @@ def _run(
     from workers.model import load_model
     from workers.training import run_fine_tune
 
-    folder = settings.adapters_path
+    folder = settings.versions_path
     runs = folder / RUNS_FILE
     since = _last_trained_until(runs)
     options = options or training_options(settings)
@@ -232,7 +232,7 @@ def _run(
         )
     )
     status: NightlyStatus = "rejected"
-    if passed and settings.fine_tune_auto_promote:
+    if passed and settings.fine_tuning.auto_promote:
         registry.promote(version_id, f"passed the gate: {result.reason}")
         status = "promoted"
     elif passed:

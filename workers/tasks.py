@@ -96,7 +96,7 @@ def read_media(key: str, kind: str, mime: str | None) -> str:
         key,
         MediaKind(kind),
         mime,
-        result_ttl=settings.media_wait_s,
+        result_ttl=settings.attachments.wait_s,
     )
 
 
@@ -105,7 +105,7 @@ _clients: dict[str, Any] = {}
 
 def _redis(settings: Settings) -> Any:
     """One synchronous Redis client per worker process."""
-    url = settings.redis_url.get_secret_value()
+    url = settings.scaling.redis_url.get_secret_value()
     if url not in _clients:
         import redis
 
@@ -142,11 +142,11 @@ def purge() -> int:
     from core.privacy import Retention
 
     settings = _settings()
-    if settings.retention_days <= 0:
+    if settings.privacy.retention_days <= 0:
         return 0
     store = open_store(settings)
     try:
-        return Retention(store, settings.retention_days).run()
+        return Retention(store, settings.privacy.retention_days).run()
     finally:
         store.dispose()
 
@@ -157,7 +157,7 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     settings = _settings()
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    client = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value(), decode_responses=True)
     for problem in redis_problems(client):
         log.warning("Redis: %s", problem)
     try:
@@ -166,10 +166,10 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
         queues = {GENERATE_QUEUE}
     if GENERATE_QUEUE in queues:
         worker_runtime(settings)
-    if settings.worker_metrics_port is not None:
+    if settings.scaling.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.worker_metrics_port)
+        start_http_server(settings.scaling.worker_metrics_port)
 
 
 @signals.worker_shutdown.connect

@@ -41,9 +41,9 @@ class SlackConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> SlackConfig:
         """Read and check the Slack settings; a missing one raises ConfigurationError."""
-        bot = settings.slack_bot_token
-        secret = settings.slack_signing_secret
-        app = settings.slack_app_token
+        bot = settings.slack.bot_token
+        secret = settings.slack.signing_secret
+        app = settings.slack.app_token
         if bot is None:
             raise ConfigurationError(
                 "PARLEY_SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) "
@@ -54,7 +54,7 @@ class SlackConfig:
                 "Set PARLEY_SLACK_SIGNING_SECRET (HTTP Events API; Basic Information → "
                 "Signing Secret) or PARLEY_SLACK_APP_TOKEN (Socket Mode; an xapp-… token)"
             )
-        url = settings.slack_api_url
+        url = settings.slack.api_url
         return cls(
             bot_token=bot.get_secret_value(),
             signing_secret=secret.get_secret_value() if secret is not None else None,

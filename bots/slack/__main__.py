@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("Slack: Socket Mode")
             asyncio.run(run_socket_mode(adapter, config.app_token))
         else:
-            host = args.host or settings.web_host
-            port = args.port or settings.web_port
+            host = args.host or settings.web.host
+            port = args.port or settings.web.port
             log.info("Slack: HTTP events at http://%s:%s/slack/events", host, port)
             asyncio.run(serve_http(adapter, host, port))
     except ParleyError as exc:

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 "PARLEY_TELEGRAM_WEBHOOK_URL is set: webhooks are served by "
                 "`python -m bots.web`. Unset it to poll with this command."
             )
-        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+        print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
         parley = build_web(settings)
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)

@@ -59,15 +59,15 @@ class TelegramOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramOptions:
         """The options from Parley's settings; a missing or unusable one raises a clear error."""
-        if settings.telegram_token is None:
+        if settings.telegram.token is None:
             raise ConfigurationError(
                 "PARLEY_TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its "
                 "token there."
             )
-        token = settings.telegram_token.get_secret_value().strip()
-        secret = settings.telegram_webhook_secret
+        token = settings.telegram.token.get_secret_value().strip()
+        secret = settings.telegram.webhook_secret
         webhook_secret = secret.get_secret_value() if secret is not None else None
-        webhook_url = settings.telegram_webhook_url
+        webhook_url = settings.telegram.webhook_url
         if webhook_url is not None and webhook_secret is None:
             raise ConfigurationError(
                 "PARLEY_TELEGRAM_WEBHOOK_URL is set but PARLEY_TELEGRAM_WEBHOOK_SECRET is not: "
@@ -80,7 +80,7 @@ class TelegramOptions:
             )
         return cls(
             token=token,
-            api_url=settings.telegram_api_url,
+            api_url=settings.telegram.api_url,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )
