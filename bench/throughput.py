@@ -186,7 +186,11 @@ def measure_sequential(
 
     sampling: dict[str, Any] = {"do_sample": False}
     if settings.generation.temperature > 0:
-        sampling = {"do_sample": True, "temperature": settings.generation.temperature, "top_p": settings.generation.top_p}
+        sampling = {
+            "do_sample": True,
+            "temperature": settings.generation.temperature,
+            "top_p": settings.generation.top_p,
+        }
     timings = []
     started = time.perf_counter()
     for i, request in enumerate(requests):
@@ -267,10 +271,7 @@ class ScaledDeployment:
             )
         )
         env = dict(os.environ, PYTHONPATH=str(ROOT), PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
-        for name, value in self.settings.model_dump().items():
-            if value is not None:
-                secret = getattr(value, "get_secret_value", None)
-                env[f"PARLEY_{name.upper()}"] = str(secret() if secret else value)
+        env.update(self.settings.environment())
         log_path = self.folder / "worker.log"
         self.processes.append(
             subprocess.Popen(
@@ -374,11 +375,16 @@ async def main(args: argparse.Namespace) -> None:
 
     dtype = str(loaded.dtype).removeprefix("torch.")
     length = "answers end where the model stops" if args.natural_length else "stop tokens ignored"
-    decoding = "greedy" if settings.generation.temperature == 0 else f"temperature {settings.generation.temperature}"
+    decoding = (
+        "greedy"
+        if settings.generation.temperature == 0
+        else f"temperature {settings.generation.temperature}"
+    )
     print(
         f"\nParley throughput benchmark: {loaded.version} on {loaded.device} ({dtype}, "
         f"{settings.llm.cpu_threads} CPU thread(s)); up to {args.max_new_tokens} new tokens per "
-        f"answer, {length}; {decoding}; max_batch_size {settings.generation.max_batch_size} (peak {peak})"
+        f"answer, {length}; {decoding}; "
+        f"max_batch_size {settings.generation.max_batch_size} (peak {peak})"
     )
     header = (
         f"{'mode':<14}{'N':>4}{'tokens':>8}{'tok/s':>8}{'TTFT p50':>10}{'TTFT p95':>10}"

@@ -15,8 +15,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{env_name(err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigurationError(f"Invalid configuration: {problems}") from None

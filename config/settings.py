@@ -221,7 +221,9 @@ def _grouped(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in sorted(data, key=lambda k: k in _BY_FLAT and k != _BY_FLAT[k].name):
         value = data[key]
         if key in _GROUPS:
-            grouped[key] = value.model_dump(exclude_unset=True) if isinstance(value, Group) else value
+            grouped[key] = (
+                value.model_dump(exclude_unset=True) if isinstance(value, Group) else value
+            )
         elif key in _BY_FLAT:
             setting = _BY_FLAT[key]
             flat.setdefault(setting.group, {}).setdefault(setting.field, value)

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from config.settings import Settings
+from config.settings import Settings, options_for
 from core.access import AccessPolicy, AccessRule, parse_admins
 from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
@@ -99,14 +99,11 @@ class Parley:
 
 def conversation_options(settings: Settings, **extra_commands: str) -> ConversationOptions:
     """The conversation service's options from the settings."""
-    return ConversationOptions(
-        system_prompt=settings.conversation.system_prompt,
-        assistant_name=settings.conversation.assistant_name,
+    return options_for(
+        ConversationOptions,
+        settings.conversation,
+        settings.generation,
         prompt_budget=settings.prompt_budget,
-        max_new_tokens=settings.generation.max_new_tokens,
-        history_turns=settings.conversation.history_turns,
-        profile_tokens=settings.conversation.profile_tokens,
-        max_message_chars=settings.conversation.max_message_chars,
         extra_commands=extra_commands,
     )
 
@@ -152,10 +149,7 @@ def load_sentiment(settings: Settings) -> SentimentClassifier | None:
 
 def job_options(settings: Settings) -> JobOptions:
     """How answer jobs are leased and retried."""
-    return JobOptions(
-        lease_seconds=lease_seconds(settings),
-        max_attempts=settings.jobs.max_attempts,
-    )
+    return options_for(JobOptions, settings.jobs, lease_seconds=lease_seconds(settings))
 
 
 def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
@@ -172,11 +166,10 @@ def build_media(settings: Settings, redis: Any = None) -> MediaIntake | None:
     resolve_whisper(settings.attachments.whisper_model)
     if settings.attachments.vision_model is not None:
         check_vision_model(settings.attachments.vision_model)
-    limits = MediaLimits(
-        max_bytes=settings.attachments.max_bytes, max_audio_seconds=settings.attachments.max_audio_seconds
-    )
+    limits = options_for(MediaLimits, settings.attachments)
     if redis is None:
-        return MediaIntake(LocalMediaReader(MediaOptions.from_settings(settings)), limits)
+        options = options_for(MediaOptions, settings.attachments, settings.llm)
+        return MediaIntake(LocalMediaReader(options), limits)
     from workers.media_queue import CeleryMediaReader
     from workers.tasks import enqueue_reading
 
@@ -233,18 +226,13 @@ def build_limiter(settings: Settings) -> Limiter:
 def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
     """Access, limits, moderation, the canary and redaction, as the settings ask."""
     busy_ttl = (
-        settings.scaling.answer_wait_s if settings.scaling.deployment == "scaled" else settings.generation.answer_time_limit_s
+        settings.scaling.answer_wait_s
+        if settings.scaling.deployment == "scaled"
+        else settings.generation.answer_time_limit_s
     ) + 30.0
     limits = Limits(
         limiter if limiter is not None else build_limiter(settings),
-        LimitOptions(
-            person_per_minute=settings.limits.person_per_minute,
-            chat_per_minute=settings.limits.chat_per_minute,
-            person_tokens_per_day=settings.limits.person_tokens_per_day,
-            chat_tokens_per_day=settings.limits.chat_tokens_per_day,
-            one_at_a_time=settings.limits.one_at_a_time,
-            busy_ttl_s=busy_ttl,
-        ),
+        options_for(LimitOptions, settings.limits, busy_ttl_s=busy_ttl),
     )
     return Safety(
         access=access_policy(settings),

@@ -116,7 +116,9 @@ async def test_a_worker_transcribes_a_voice_note_for_the_conversation(
     assert re.findall(r"\w+", turn.lower()) == re.findall(r"\w+", question.lower())
     assert reply.text.startswith(f"🎤 I heard: “{turn}”")
     worker.wait_for("media", "x real time")  # the worker logged its transcription
-    leftovers = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()).keys("parley:media:*")
+    leftovers = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()).keys(
+        "parley:media:*"
+    )
     assert leftovers == [], "the bytes and the result are deleted once read"
 
 

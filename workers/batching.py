@@ -336,7 +336,9 @@ class _Engine:
                 return None
             if self._switch_to:  # the batch drains before another version serves
                 return []
-            room = self._settings.generation.max_batch_size - (len(self._batch.rows) if self._batch else 0)
+            room = self._settings.generation.max_batch_size - (
+                len(self._batch.rows) if self._batch else 0
+            )
             joining: list[_Job] = []
             while self._waiting and len(joining) < room:
                 job = self._waiting.popleft()

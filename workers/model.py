@@ -199,8 +199,8 @@ def load_model(settings: Settings) -> LoadedModel:
         ) from exc
     if tokenizer.chat_template is None:
         raise ModelLoadError(
-            f"The model {settings.llm.name!r} has no chat template; Parley needs an instruction-tuned "
-            f"chat model. {FIX_HINT}"
+            f"The model {settings.llm.name!r} has no chat template; Parley needs an "
+            f"instruction-tuned chat model. {FIX_HINT}"
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task, signals
 from redis.exceptions import RedisError
 
-from config.settings import Settings
+from config.settings import Settings, options_for
 from core.errors import StoreError
 from core.media import MediaKind
 from workers.celery_app import GENERATE_QUEUE, MEDIA_QUEUE, app, redis_problems
@@ -92,7 +92,7 @@ def read_media(key: str, kind: str, mime: str | None) -> str:
     settings = _settings()
     return serve_reading(
         _redis(settings),
-        MediaOptions.from_settings(settings),
+        options_for(MediaOptions, settings.attachments, settings.llm),
         key,
         MediaKind(kind),
         mime,
@@ -157,7 +157,9 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     settings = _settings()
     import redis
 
-    client = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value(), decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.scaling.redis_url.get_secret_value(), decode_responses=True
+    )
     for problem in redis_problems(client):
         log.warning("Redis: %s", problem)
     try:

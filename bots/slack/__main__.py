@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()  # no personal data in any log line
     try:
         settings = load_settings()
-        config = SlackConfig.from_settings(settings)  # before the slow model load
+        config = SlackConfig.from_settings(settings.slack)  # before the slow model load
         parley = build_web(settings)
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)

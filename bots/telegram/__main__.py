@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         # Checked before the model loads, so that a missing token fails in a blink.
-        options = TelegramOptions.from_settings(settings)
+        options = TelegramOptions.from_settings(settings.telegram)
         if options.webhook:
             raise ConfigurationError(
                 "PARLEY_TELEGRAM_WEBHOOK_URL is set: webhooks are served by "
