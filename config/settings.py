@@ -127,14 +127,14 @@ class Settings(BaseSettings):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied: flat names or groups, validated like the input.
 
-        Paths that default from ``data_dir`` follow a new ``data_dir``.
+        Paths that default from ``data_dir`` follow a new ``data_dir``; every other value is
+        this object's, not the environment's of now.
         """
         if not update:
             return super().model_copy(deep=deep)
         changes = _grouped(update)
         merged = {
-            name: {**getattr(self, name).model_dump(exclude_unset=True), **changes.get(name, {})}
-            for name in _GROUPS
+            name: {**getattr(self, name).model_dump(), **changes.get(name, {})} for name in _GROUPS
         }
         return self.model_validate(merged)
 
