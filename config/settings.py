@@ -57,6 +57,7 @@ from config.groups import (
 )
 
 __all__ = [
+    "ENV_PREFIX",
     "PACKAGED_MODEL",
     "PACKAGED_WHISPER",
     "FlatSetting",
@@ -184,6 +185,7 @@ class FlatSetting:
     field: str
     """The field of the group: ``token``."""
     info: FieldInfo
+    """The group field's pydantic description: type, default, bounds, description."""
     aliases: tuple[str, ...] = ()
     """Older flat names that still work (``adapters_dir`` for ``versions_dir``)."""
 
