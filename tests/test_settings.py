@@ -119,8 +119,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_every_old_name_is_still_read() -> None:
     accepted = {name for s in flat_settings() for name in (s.name, *s.aliases)}
-    assert accepted == {*FLAT_NAMES, "versions_dir"}
-    assert len(list(flat_settings())) == len(FLAT_NAMES)
+    assert set(FLAT_NAMES) <= accepted  # new settings may come; none may go
+    assert "versions_dir" in accepted  # PARLEY_ADAPTERS_DIR's new name
+    current = [s.name for s in flat_settings()]
+    assert len(current) == len(set(current))
 
 
 @pytest.mark.parametrize(
