@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "PACKAGED_MODEL",
     "PACKAGED_WHISPER",
     "AttachmentSettings",
@@ -57,6 +58,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a friendly and helpful assistant in a team chat. "
     "Give clear, short answers. If you do not know something, say so."
 )
+"""``PARLEY_SYSTEM_PROMPT``'s default."""
 
 
 def _comma_list(value: object) -> object:

@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from config.groups import (
+    DEFAULT_SYSTEM_PROMPT,
     PACKAGED_MODEL,
     PACKAGED_WHISPER,
     AttachmentSettings,
@@ -57,6 +58,7 @@ from config.groups import (
 )
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "ENV_PREFIX",
     "PACKAGED_MODEL",
     "PACKAGED_WHISPER",
