@@ -7,24 +7,22 @@ where it has one (``telegram_token`` for :attr:`TelegramSettings.token`), else t
 own name (``temperature``). The flat names are those of the single settings class Parley
 had before, so no environment variable changed. A group also takes its flat names as input
 (``TelegramSettings.model_validate({"telegram_token": "..."})``).
+
+The groups of the chat platforms live in :mod:`config.platforms`, those that protect
+people in :mod:`config.protection`, the base in :mod:`config.group`; all are importable
+from here.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+
+from config.group import Group, IdList, flat_names
+from config.platforms import SlackSettings, TelegramSettings
+from config.protection import LimitSettings, PrivacySettings, SafetySettings
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -46,6 +44,7 @@ __all__ = [
     "StorageSettings",
     "TelegramSettings",
     "WebSettings",
+    "flat_names",
 ]
 
 PACKAGED_MODEL = "packaged:smollm2-135m-instruct"
@@ -59,50 +58,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "Give clear, short answers. If you do not know something, say so."
 )
 """``PARLEY_SYSTEM_PROMPT``'s default."""
-
-
-def _comma_list(value: object) -> object:
-    if isinstance(value, str):
-        if value.strip().startswith("["):  # a JSON list works too
-            return json.loads(value)
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-IdList = Annotated[list[str], BeforeValidator(_comma_list)]
-"""A list setting: comma-separated ids (``123,-100456``) or a JSON list (``["123"]``)."""
-
-
-class Group(BaseModel):
-    """A group of settings: frozen, by field name or by flat name, empty text is "not set"."""
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_none(cls, data: Any) -> Any:
-        # PARLEY_X= (empty) leaves an optional setting unset, as it always has.
-        if not isinstance(data, dict):
-            return data
-        optional = {
-            key
-            for name, field in cls.model_fields.items()
-            if not field.is_required() and field.default is None
-            for key in (name, *flat_names(field, name))
-        }
-        return {k: None if v == "" and k in optional else v for k, v in data.items()}
-
-
-def flat_names(field: Any, name: str) -> tuple[str, ...]:
-    """A group field's flat names, the current one first (then older aliases)."""
-    alias = field.validation_alias
-    if isinstance(alias, str):
-        return (alias,)
-    if isinstance(alias, AliasChoices):
-        return tuple(str(choice) for choice in alias.choices)
-    return (name,)
 
 
 class StorageSettings(Group):
@@ -209,87 +164,6 @@ class ConversationSettings(Group):
     )
     sentiment: bool = Field(
         default=True, description="Read each message's sentiment and adapt answers to the mood."
-    )
-
-
-class TelegramSettings(Group):
-    """The Telegram bot, and who may talk to it."""
-
-    token: SecretStr | None = Field(
-        default=None, validation_alias="telegram_token", description="From @BotFather."
-    )
-    api_url: str = Field(
-        default="https://api.telegram.org/bot",
-        validation_alias="telegram_api_url",
-        description="Bot API base URL (a self-hosted Bot API server, or a test server).",
-    )
-    webhook_url: str | None = Field(
-        default=None,
-        validation_alias="telegram_webhook_url",
-        description="Public HTTPS URL of /telegram/webhook; empty means polling.",
-    )
-    webhook_secret: SecretStr | None = Field(
-        default=None,
-        validation_alias="telegram_webhook_secret",
-        description="Checked against X-Telegram-Bot-Api-Secret-Token.",
-    )
-    access: Literal["public", "allowlist"] = Field(
-        default="public",
-        validation_alias="telegram_access",
-        description="public: anyone on Telegram; allowlist: only the users and chats below.",
-    )
-    allowed_users: IdList = Field(
-        default_factory=list,
-        validation_alias="telegram_allowed_users",
-        description="Telegram user ids allowed (comma-separated).",
-    )
-    allowed_chats: IdList = Field(
-        default_factory=list,
-        validation_alias="telegram_allowed_chats",
-        description="Telegram group ids where everyone is allowed (comma-separated, e.g. -100…).",
-    )
-
-
-class SlackSettings(Group):
-    """The Slack app, and who may talk to it."""
-
-    bot_token: SecretStr | None = Field(
-        default=None, validation_alias="slack_bot_token", description="xoxb-… bot token."
-    )
-    signing_secret: SecretStr | None = Field(
-        default=None,
-        validation_alias="slack_signing_secret",
-        description="Verifies every HTTP request from Slack.",
-    )
-    app_token: SecretStr | None = Field(
-        default=None,
-        validation_alias="slack_app_token",
-        description="xapp-… token; when set, Socket Mode instead of HTTP.",
-    )
-    api_url: str = Field(
-        default="https://slack.com/api/",
-        validation_alias="slack_api_url",
-        description="Web API base URL (GovSlack uses another).",
-    )
-    access: Literal["public", "allowlist"] = Field(
-        default="public",
-        validation_alias="slack_access",
-        description="public: any workspace that installed the app; allowlist: the lists below.",
-    )
-    allowed_workspaces: IdList = Field(
-        default_factory=list,
-        validation_alias="slack_allowed_workspaces",
-        description="Slack team ids allowed; empty: any workspace.",
-    )
-    allowed_channels: IdList = Field(
-        default_factory=list,
-        validation_alias="slack_allowed_channels",
-        description="Slack channel ids where everyone is allowed.",
-    )
-    allowed_users: IdList = Field(
-        default_factory=list,
-        validation_alias="slack_allowed_users",
-        description="Slack user ids allowed anywhere in those workspaces.",
     )
 
 
@@ -480,94 +354,4 @@ class AttachmentSettings(Group):
         validation_alias="media_wait_s",
         description="Scaled: how long the web process waits for a worker to read a file; "
         "also how long the file's bytes may wait in Redis.",
-    )
-
-
-class LimitSettings(Group):
-    """How much one person or chat may ask (the names are :class:`core.limits.LimitOptions`'s)."""
-
-    person_per_minute: int = Field(
-        default=20,
-        ge=0,
-        validation_alias="rate_messages_per_minute",
-        description="Messages one person may send per minute; 0: no limit.",
-    )
-    chat_per_minute: int = Field(
-        default=60,
-        ge=0,
-        validation_alias="rate_chat_messages_per_minute",
-        description="Messages one chat may send per minute; 0: no limit.",
-    )
-    person_tokens_per_day: int = Field(
-        default=200_000,
-        ge=0,
-        validation_alias="quota_tokens_per_day",
-        description="Model tokens (prompt and answer) one person may use per day; 0: no quota.",
-    )
-    chat_tokens_per_day: int = Field(
-        default=1_000_000,
-        ge=0,
-        validation_alias="quota_chat_tokens_per_day",
-        description="Model tokens one chat may use per day; 0: none.",
-    )
-    one_at_a_time: bool = Field(
-        default=True,
-        validation_alias="one_answer_at_a_time",
-        description="A person's message that arrives while their last one is being answered "
-        "is told to wait.",
-    )
-
-
-class SafetySettings(Group):
-    """Administrators, moderation and the prompt canary (docs: security)."""
-
-    admins: IdList = Field(
-        default_factory=list,
-        description="platform:user-id of the people who may run /admin (telegram:123,slack:U1).",
-    )
-    moderation: bool = Field(
-        default=True, description="Screen messages and answers for offensive language."
-    )
-    input_threshold: float = Field(
-        default=0.95,
-        gt=0,
-        le=1,
-        validation_alias="moderation_input_threshold",
-        description="Messages scoring this or above are refused.",
-    )
-    output_threshold: float = Field(
-        default=0.8,
-        gt=0,
-        le=1,
-        validation_alias="moderation_output_threshold",
-        description="Answers scoring this or above are replaced.",
-    )
-    canary: bool = Field(
-        default=True,
-        description="Plant a secret marker in the instructions and block answers that leak it.",
-    )
-
-    @field_validator("admins")
-    @classmethod
-    def _admin_ids(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            platform, sep, user_id = entry.partition(":")
-            if not (sep and platform.strip() and user_id.strip()):
-                raise ValueError(
-                    f"PARLEY_ADMINS entries are platform:user-id (telegram:123456), not {entry!r}"
-                )
-        return value
-
-
-class PrivacySettings(Group):
-    """What Parley keeps, and for how long."""
-
-    redact_stored: bool = Field(
-        default=True,
-        validation_alias="redact_stored_text",
-        description="Store messages and answers with e-mails, phone numbers, cards, IBANs and "
-        "secrets replaced once they are answered.",
-    )
-    retention_days: int = Field(
-        default=0, ge=0, description="Delete conversations older than this; 0 keeps them."
     )
