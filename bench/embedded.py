@@ -125,7 +125,7 @@ def measure_plain(
             do_sample=False,
             eos_token_id=generator.stop_token_ids,
             pad_token_id=loaded.tokenizer.pad_token_id,
-            repetition_penalty=settings.repetition_penalty,
+            repetition_penalty=settings.generation.repetition_penalty,
         )
     total = time.perf_counter() - started
     new = output[0, inputs["input_ids"].shape[1] :].tolist()
@@ -184,7 +184,7 @@ async def main(args: argparse.Namespace) -> None:
     log("starting a fresh process that loads the cached model …")
     fresh = measure_fresh_process(settings)
     generator = TransformersGenerator.from_settings(settings)
-    system = ChatTurn(Role.SYSTEM, settings.system_prompt)
+    system = ChatTurn(Role.SYSTEM, settings.conversation.system_prompt)
     turns = (system, *TURNS)
     await measure_streamed(generator, turns, 8)  # warm-up
     streamed, plain = [], []
@@ -204,7 +204,7 @@ async def main(args: argparse.Namespace) -> None:
     dtype = str(loaded.dtype).removeprefix("torch.")
     print(
         f"\nParley embedded benchmark: {loaded.version} on {loaded.device} ({dtype}, "
-        f"{settings.cpu_threads} CPU thread(s))"
+        f"{settings.llm.cpu_threads} CPU thread(s))"
     )
     row("model load, cold (GGUF conversion)", "skipped" if cold is None else f"{cold:.1f} s")
     row("model load, cached safetensors", f"{cached:.1f} s")

@@ -77,7 +77,9 @@ def main(args: argparse.Namespace) -> None:
     settings = load_settings(temperature=0.0)
     generator = TransformersGenerator.from_settings(settings)
     sentiment = load_sentiment(settings)
-    builder = ContextBuilder(generator.tokens, settings.system_prompt, settings.prompt_budget)
+    builder = ContextBuilder(
+        generator.tokens, settings.conversation.system_prompt, settings.prompt_budget
+    )
     report = builder.build(history=HISTORY, text=QUESTION, speaker=None, profile=PROFILE)
     answer = StoredMessage(id=5, role=Role.ASSISTANT, text=ANSWER, context=report)
     explainer = ModelExplainer(generator.loaded, sentiment)
@@ -90,7 +92,7 @@ def main(args: argparse.Namespace) -> None:
     segments = len([s for s in report.segments if s.included])
     print(
         f"\nParley /explain benchmark: {generator.loaded.version} on {generator.loaded.device}, "
-        f"{settings.cpu_threads} thread(s), {report.prompt_tokens} prompt tokens, "
+        f"{settings.llm.cpu_threads} thread(s), {report.prompt_tokens} prompt tokens, "
         f"{segments} segments, {generator.tokens.count_text(ANSWER)} answer tokens"
     )
     print(

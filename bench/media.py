@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import load_settings  # noqa: E402
+from config.settings import options_for  # noqa: E402
 from core.media import MediaKind  # noqa: E402
 from tests.media_fixtures import blank_picture, picture_with_text, speech  # noqa: E402
 from workers.media import (  # noqa: E402
@@ -114,7 +114,8 @@ def plain_whisper(options: MediaOptions) -> Any:
 
 
 def main(args: argparse.Namespace) -> None:
-    options = replace(MediaOptions.from_settings(load_settings()), cpu_threads=args.threads)
+    settings = load_settings()
+    options = options_for(MediaOptions, settings.attachments, cpu_threads=args.threads)
     clips = {name: speech(text) for name, text in SPOKEN.items()}
     log("loading the speech model …")
     started = time.perf_counter()

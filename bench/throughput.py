@@ -116,7 +116,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 def make_requests(settings: Settings, count: int, max_new: int) -> list[GenerationRequest]:
     """``count`` distinct chat prompts (32 at most), each with the configured system prompt."""
-    system = ChatTurn(Role.SYSTEM, settings.system_prompt)
+    system = ChatTurn(Role.SYSTEM, settings.conversation.system_prompt)
     texts = [q.format(t) for q in QUESTIONS for t in TOPICS]
     if count > len(texts):
         raise SystemExit(f"at most {len(texts)} distinct prompts; asked for {count}")
@@ -185,8 +185,12 @@ def measure_sequential(
             pass
 
     sampling: dict[str, Any] = {"do_sample": False}
-    if settings.temperature > 0:
-        sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+    if settings.generation.temperature > 0:
+        sampling = {
+            "do_sample": True,
+            "temperature": settings.generation.temperature,
+            "top_p": settings.generation.top_p,
+        }
     timings = []
     started = time.perf_counter()
     for i, request in enumerate(requests):
@@ -204,7 +208,7 @@ def measure_sequential(
                 min_new_tokens=None if natural_length else request.max_new_tokens,
                 eos_token_id=stop_ids,
                 pad_token_id=loaded.tokenizer.pad_token_id,
-                repetition_penalty=settings.repetition_penalty,
+                repetition_penalty=settings.generation.repetition_penalty,
                 streamer=streamer,
                 **sampling,
             )
@@ -266,10 +270,7 @@ class ScaledDeployment:
             )
         )
         env = dict(os.environ, PYTHONPATH=str(ROOT), PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
-        for name, value in self.settings.model_dump().items():
-            if value is not None:
-                secret = getattr(value, "get_secret_value", None)
-                env[f"PARLEY_{name.upper()}"] = str(secret() if secret else value)
+        env.update(self.settings.environment())
         log_path = self.folder / "worker.log"
         self.processes.append(
             subprocess.Popen(
@@ -372,11 +373,16 @@ async def main(args: argparse.Namespace) -> None:
 
     dtype = str(loaded.dtype).removeprefix("torch.")
     length = "answers end where the model stops" if args.natural_length else "stop tokens ignored"
-    decoding = "greedy" if settings.temperature == 0 else f"temperature {settings.temperature}"
+    decoding = (
+        "greedy"
+        if settings.generation.temperature == 0
+        else f"temperature {settings.generation.temperature}"
+    )
     print(
         f"\nParley throughput benchmark: {loaded.version} on {loaded.device} ({dtype}, "
-        f"{settings.cpu_threads} CPU thread(s)); up to {args.max_new_tokens} new tokens per "
-        f"answer, {length}; {decoding}; max_batch_size {settings.max_batch_size} (peak {peak})"
+        f"{settings.llm.cpu_threads} CPU thread(s)); up to {args.max_new_tokens} new tokens per "
+        f"answer, {length}; {decoding}; "
+        f"max_batch_size {settings.generation.max_batch_size} (peak {peak})"
     )
     header = (
         f"{'mode':<14}{'N':>4}{'tokens':>8}{'tok/s':>8}{'TTFT p50':>10}{'TTFT p95':>10}"

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
     settings = start(logging.INFO if args.verbose else logging.WARNING)
-    print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+    print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
     with contextlib.closing(build_embedded(settings, quit="leave the chat (or Ctrl-D)")) as parley:
         loaded = parley.loaded
         where = (
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                     user=user,
                     stdin=sys.stdin,
                     stdout=sys.stdout,
-                    pictures=settings.data_dir / "pictures",
+                    pictures=settings.storage.data_dir / "pictures",
                 )
             )
         except KeyboardInterrupt:

@@ -95,11 +95,11 @@ def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
 def _adapters(parley: Parley, settings: Settings) -> list[PlatformAdapter]:
     """The adapters whose platforms are configured."""
     adapters: list[PlatformAdapter] = []
-    if settings.telegram_token is not None:
+    if settings.telegram.token is not None:
         from bots.telegram import build_telegram
 
         adapters.append(build_telegram(parley.inbox, settings))
-    if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+    if settings.slack.bot_token is not None and settings.slack.signing_secret is not None:
         from bots.slack import build_slack
 
         adapters.append(build_slack(parley.inbox, settings))
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("No platform is configured: serving only /healthz and /metrics")
         uvicorn.run(
             create_app(parley, adapters),
-            host=args.host or settings.web_host,
-            port=args.port or settings.web_port,
+            host=args.host or settings.web.host,
+            port=args.port or settings.web.port,
         )
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from config.settings import PACKAGED_MODEL, Settings
+from config.settings import PACKAGED_MODEL, Settings, env_name
 from core.errors import ConfigurationError
 
 __all__ = ["PACKAGED_MODEL", "Settings", "load_settings"]
@@ -15,8 +15,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PARLEY_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigurationError(f"Invalid configuration: {problems}") from None

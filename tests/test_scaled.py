@@ -190,12 +190,7 @@ def scaled(redis_server: RedisServer, postgres_url: str) -> Settings:
 @pytest.fixture
 def processes(scaled: Settings, tmp_path: Path) -> Iterator[Processes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    for name, value in scaled.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"PARLEY_{name.upper()}"] = str(value)
+    env.update(scaled.environment())
     env["PYTHONPATH"] = str(REPO)
     running = Processes(env, tmp_path)
     yield running

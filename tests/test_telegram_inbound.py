@@ -153,7 +153,9 @@ def settings(**values: Any) -> Settings:
 
 def test_options_from_settings() -> None:
     options = TelegramOptions.from_settings(
-        settings(telegram_token=SecretStr(" 1:abc "), telegram_api_url="http://local:8081/bot")
+        settings(
+            telegram_token=SecretStr(" 1:abc "), telegram_api_url="http://local:8081/bot"
+        ).telegram
     )
     assert options.token == "1:abc"
     assert options.file_url == "http://local:8081/file/bot"
@@ -177,4 +179,4 @@ def test_options_from_settings() -> None:
 )
 def test_unusable_settings_are_one_clear_error(values: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem):
-        TelegramOptions.from_settings(settings(**values))
+        TelegramOptions.from_settings(settings(**values).telegram)

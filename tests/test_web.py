@@ -20,7 +20,7 @@ def make_parley(tmp_path: Path, database_url: str | None = None) -> Parley:
     store: Store = (
         open_store(settings)
         if database_url is None
-        else SqlStore(create_engine_for(settings.sqlalchemy_url))
+        else SqlStore(create_engine_for(settings.storage.sqlalchemy_url))
     )
     service, _, generator = make_service(store=store)
     return Parley(settings, store, generator, service)

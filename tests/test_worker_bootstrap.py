@@ -51,7 +51,7 @@ from workers.runtime import handed
 print(app.conf.broker_url, app.conf.beat_schedule["reconcile"]["schedule"].seconds)
 signals.worker_process_init.send(sender="test")
 app.loader.import_default_modules()  # what the worker does as it starts
-print(handed().settings.reconcile_interval_s, sorted(n for n in app.tasks if "parley" in n))
+print(handed().settings.jobs.reconcile_interval_s, sorted(n for n in app.tasks if "parley" in n))
 """
     out = _python(
         code,

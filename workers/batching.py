@@ -336,7 +336,9 @@ class _Engine:
                 return None
             if self._switch_to:  # the batch drains before another version serves
                 return []
-            room = self._settings.max_batch_size - (len(self._batch.rows) if self._batch else 0)
+            room = self._settings.generation.max_batch_size - (
+                len(self._batch.rows) if self._batch else 0
+            )
             joining: list[_Job] = []
             while self._waiting and len(joining) < room:
                 job = self._waiting.popleft()
@@ -418,9 +420,9 @@ class _Engine:
         settings = self._settings
         return batch.choose(
             logits,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            repetition_penalty=settings.repetition_penalty,
+            temperature=settings.generation.temperature,
+            top_p=settings.generation.top_p,
+            repetition_penalty=settings.generation.repetition_penalty,
             rngs=[row.rng for row in batch.rows],
         )
 
@@ -428,7 +430,7 @@ class _Engine:
         """Give each row its token; finished rows leave the batch."""
         batch.last = tokens
         keep = []
-        limit = self._settings.answer_time_limit_s
+        limit = self._settings.generation.answer_time_limit_s
         chosen = tokens.tolist()
         for i, (row, token) in enumerate(zip(batch.rows, chosen, strict=True)):
             reason = row.take(token, self._stops, limit)
@@ -485,11 +487,11 @@ class _Engine:
 
     def _rng(self) -> torch.Generator | None:
         """A generator per answer when seeded: the same prompt samples the same answer."""
-        if self._settings.temperature == 0 or self._settings.seed is None:
+        if self._settings.generation.temperature == 0 or self._settings.generation.seed is None:
             return None
         import torch
 
-        return torch.Generator(device=self._device).manual_seed(self._settings.seed)
+        return torch.Generator(device=self._device).manual_seed(self._settings.generation.seed)
 
     def _report(self, before: int, joined: int) -> None:
         """Log batch size changes (debug), new peaks and, while busy, speed now and then (info)."""

@@ -65,7 +65,9 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     settings = _settings()
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.scaling.redis_url.get_secret_value(), decode_responses=True
+    )
     for problem in redis_problems(client):
         log.warning("Redis: %s", problem)
     try:
@@ -74,10 +76,10 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
         queues = {GENERATE_QUEUE}
     if GENERATE_QUEUE in queues:
         handed().runtime()
-    if settings.worker_metrics_port is not None:
+    if settings.scaling.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.worker_metrics_port)
+        start_http_server(settings.scaling.worker_metrics_port)
 
 
 @signals.worker_shutdown.connect

@@ -136,22 +136,22 @@ class TransformersGenerator:
             ).to(self._loaded.device)
             prompt_tokens = int(inputs["input_ids"].shape[1])
             sampling: dict[str, Any] = {"do_sample": False}
-            if settings.temperature > 0:
+            if settings.generation.temperature > 0:
                 sampling = {
                     "do_sample": True,
-                    "temperature": settings.temperature,
-                    "top_p": settings.top_p,
+                    "temperature": settings.generation.temperature,
+                    "top_p": settings.generation.top_p,
                 }
-                if settings.seed is not None:
-                    torch.manual_seed(settings.seed)
+                if settings.generation.seed is not None:
+                    torch.manual_seed(settings.generation.seed)
             with torch.inference_mode():
                 output = model.generate(
                     **inputs,
                     max_new_tokens=request.max_new_tokens,
                     eos_token_id=self._stop_ids,
                     pad_token_id=tokenizer.pad_token_id,
-                    repetition_penalty=settings.repetition_penalty,
-                    max_time=settings.answer_time_limit_s,
+                    repetition_penalty=settings.generation.repetition_penalty,
+                    max_time=settings.generation.answer_time_limit_s,
                     streamer=_Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True),
                     stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                     **sampling,

@@ -4,7 +4,7 @@ Plain functions, called the same way by both deployments: in-process through
 :class:`LocalMediaReader` (embedded), and by the ``parley.read_media`` Celery task on a
 ``media`` worker (scaled, see :mod:`workers.media_queue`)::
 
-    options = MediaOptions.from_settings(settings)
+    options = options_for(MediaOptions, settings.attachments, settings.llm)
     reading = read_media(MediaKind.VOICE, ogg_bytes, "audio/ogg", options)
     reading.text        # "What is the weather like in Paris tomorrow?"
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config.settings import PACKAGED_WHISPER, Settings
+from config.settings import PACKAGED_WHISPER
 from core.errors import ConfigurationError
 from core.media import MediaError, MediaKind, Reading, too_long
 
@@ -61,7 +61,8 @@ _WORDISH = re.compile(r"[^\W_]{2,}")  # two letters or digits in a row: OCR foun
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MediaOptions:
-    """How files are read; built from the settings."""
+    """How files are read: :func:`config.settings.options_for` fills it from the
+    settings' ``attachments`` group (and ``cpu_threads`` from ``llm``)."""
 
     whisper_model: str = PACKAGED_WHISPER
     whisper_device: str = "auto"
@@ -75,21 +76,6 @@ class MediaOptions:
     vision_model: str | None = None
     progress_after_s: float = PROGRESS_AFTER_S
     """Audio longer than this logs its transcription's progress."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MediaOptions:
-        """The options from Parley's settings."""
-        return cls(
-            whisper_model=settings.whisper_model,
-            whisper_device=settings.whisper_device,
-            whisper_compute_type=settings.whisper_compute_type,
-            whisper_language=settings.whisper_language,
-            whisper_beam_size=settings.whisper_beam_size,
-            cpu_threads=settings.cpu_threads,
-            max_audio_seconds=settings.max_audio_seconds,
-            ocr_languages=settings.ocr_languages,
-            vision_model=settings.vision_model,
-        )
 
 
 # ------------------------------------------------------------------------------ speech

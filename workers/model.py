@@ -128,13 +128,13 @@ def choose_device(settings: Settings) -> tuple[str, torch.dtype]:
     """CUDA with bfloat16 when a GPU is present (or asked for), CPU with float32 otherwise."""
     import torch
 
-    device = settings.device
+    device = settings.llm.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("PARLEY_DEVICE is 'cuda' but no CUDA GPU is available to torch.")
-    if settings.dtype != "auto":
-        return device, getattr(torch, settings.dtype)
+    if settings.llm.dtype != "auto":
+        return device, getattr(torch, settings.llm.dtype)
     # bfloat16 prefill is about 5x slower than float32 on CPUs without native bf16.
     return device, torch.bfloat16 if device == "cuda" else torch.float32
 
@@ -170,7 +170,7 @@ def _convert_gguf(source: ModelSource, target: Path) -> None:
 
 def load_model(settings: Settings) -> LoadedModel:
     """Load the configured model onto the chosen device; raise :class:`ModelLoadError` if unable."""
-    source = resolve_source(settings.model)
+    source = resolve_source(settings.llm.name)
     started = time.perf_counter()
     try:
         import torch
@@ -178,7 +178,7 @@ def load_model(settings: Settings) -> LoadedModel:
 
         device, dtype = choose_device(settings)
         if device == "cpu":
-            torch.set_num_threads(settings.cpu_threads)
+            torch.set_num_threads(settings.llm.cpu_threads)
         location, from_cache = source.location, False
         if source.gguf_file is not None:
             cached = _cache_folder(source, settings.models_dir)
@@ -195,12 +195,12 @@ def load_model(settings: Settings) -> LoadedModel:
         raise
     except Exception as exc:  # transformers raises many kinds; all mean the same here
         raise ModelLoadError(
-            f"Could not load the model {settings.model!r}: {exc}. {FIX_HINT}"
+            f"Could not load the model {settings.llm.name!r}: {exc}. {FIX_HINT}"
         ) from exc
     if tokenizer.chat_template is None:
         raise ModelLoadError(
-            f"The model {settings.model!r} has no chat template; Parley needs an instruction-tuned "
-            f"chat model. {FIX_HINT}"
+            f"The model {settings.llm.name!r} has no chat template; Parley needs an "
+            f"instruction-tuned chat model. {FIX_HINT}"
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -218,7 +218,7 @@ def load_model(settings: Settings) -> LoadedModel:
 
 def load_tokenizer(settings: Settings) -> HfTokenCounter:
     """Only the model's tokenizer, to measure prompts where the model itself is not needed."""
-    source = resolve_source(settings.model)
+    source = resolve_source(settings.llm.name)
     try:
         from transformers import AutoTokenizer
 
@@ -234,7 +234,7 @@ def load_tokenizer(settings: Settings) -> HfTokenCounter:
                 )
     except Exception as exc:
         raise ModelLoadError(
-            f"Could not load the tokenizer of {settings.model!r}: {exc}. {FIX_HINT}"
+            f"Could not load the tokenizer of {settings.llm.name!r}: {exc}. {FIX_HINT}"
         ) from exc
     return HfTokenCounter(tokenizer)
 

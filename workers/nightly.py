@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from config.settings import Settings
+from config.settings import Settings, options_for
 from core.feedback_data import FeedbackSource
 from core.privacy import Person
 from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, new_adapter_id
@@ -35,7 +35,6 @@ __all__ = [
     "NightlyOutcome",
     "TrainingFilesForgetter",
     "run_nightly",
-    "training_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,18 +89,6 @@ class TrainingFilesForgetter:
 
         keys = {self.feedback.person_key(user) for user in person.identities}
         return sum(forget_person(self.folder, key) for key in keys if key is not None)
-
-
-def training_options(settings: Settings) -> TrainingOptions:
-    """The training options the settings ask for."""
-    from workers.training import TrainingOptions
-
-    return TrainingOptions(
-        min_new_feedback=settings.fine_tune_min_feedback,
-        max_person_share=settings.fine_tune_person_cap,
-        untrusted_weight=settings.fine_tune_untrusted_weight,
-        max_steps=settings.fine_tune_max_steps,
-    )
 
 
 def _last_trained_until(runs: Path) -> datetime | None:
@@ -164,12 +151,12 @@ def _run(
     base: LoadedModel | None,
 ) -> NightlyOutcome:
     from workers.model import load_model
-    from workers.training import run_fine_tune
+    from workers.training import TrainingOptions, run_fine_tune
 
     folder = settings.versions_path
     runs = folder / RUNS_FILE
     since = _last_trained_until(runs)
-    options = options or training_options(settings)
+    options = options or options_for(TrainingOptions, settings.fine_tuning)
     records = feedback.feedback_records(since=since, until=until)
     log.info("Nightly fine-tuning: %d feedback items since %s", len(records), since or "the start")
     if len(records) < options.min_new_feedback:
@@ -232,7 +219,7 @@ def _run(
         )
     )
     status: NightlyStatus = "rejected"
-    if passed and settings.fine_tune_auto_promote:
+    if passed and settings.fine_tuning.auto_promote:
         registry.promote(version_id, f"passed the gate: {result.reason}")
         status = "promoted"
     elif passed:

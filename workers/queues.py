@@ -40,13 +40,15 @@ MEDIA_QUEUE = "media"
 
 def configure(app: Celery, settings: Settings) -> Celery:
     """Point ``app`` at the configured Redis and set Parley's delivery rules."""
-    url = settings.redis_url.get_secret_value()
+    url = settings.scaling.redis_url.get_secret_value()
     app.config_from_object(
         {
             "broker_url": url,
             "result_backend": url,
             "broker_connection_retry_on_startup": True,
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+            "broker_transport_options": {
+                "visibility_timeout": settings.scaling.visibility_timeout_s
+            },
             "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
             "task_default_queue": GENERATE_QUEUE,
             "task_queues": (Queue(GENERATE_QUEUE), Queue(TRAIN_QUEUE), Queue(MEDIA_QUEUE)),  # type: ignore[no-untyped-call]
@@ -67,9 +69,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "beat_schedule": {
                 "reconcile": {
                     "task": "parley.reconcile",
-                    "schedule": timedelta(seconds=settings.reconcile_interval_s),
+                    "schedule": timedelta(seconds=settings.jobs.reconcile_interval_s),
                     # Runs that piled up while Redis or the workers were away are dropped.
-                    "options": {"expires": settings.reconcile_interval_s},
+                    "options": {"expires": settings.jobs.reconcile_interval_s},
                 },
                 "retention-purge": {
                     "task": "parley.purge",
@@ -77,7 +79,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
                 },
                 "nightly-fine-tune": {
                     "task": "parley.fine_tune",
-                    "schedule": crontab(hour=settings.fine_tune_hour, minute=0),
+                    "schedule": crontab(hour=settings.fine_tuning.hour, minute=0),
                     # A run missed by a whole day is not worth running late.
                     "options": {"expires": 23 * 3600},
                 },

@@ -117,7 +117,7 @@ class WorkerRuntime:
         started = time.perf_counter()
         reply: Reply | None = None
         try:
-            async with asyncio.timeout(self.settings.task_time_limit_s):
+            async with asyncio.timeout(self.settings.scaling.task_time_limit_s):
                 async for item in self.responder.run(claim):
                     if isinstance(item, Reply):
                         reply = item
@@ -154,7 +154,7 @@ class WorkerRuntime:
 
     def _reconcile(self, enqueue: Callable[[int], None]) -> int:
         store = self.store
-        older_than = utcnow() - timedelta(seconds=self.settings.reconcile_after_s)
+        older_than = utcnow() - timedelta(seconds=self.settings.jobs.reconcile_after_s)
         stalled = store.stalled_jobs(older_than)
         for message_id in stalled:
             store.touch_job(message_id)

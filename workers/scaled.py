@@ -126,7 +126,7 @@ class RemoteGenerator:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._model = settings.model
+        self._model = settings.llm.name
 
     @property
     def model_version(self) -> str:

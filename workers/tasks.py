@@ -20,6 +20,7 @@ from typing import Any
 from celery import Task, shared_task
 from redis.exceptions import RedisError
 
+from config.settings import options_for
 from core.errors import StoreError
 from core.media import MediaKind
 from core.privacy import Retention
@@ -69,11 +70,11 @@ def read_media(key: str, kind: str, mime: str | None) -> str:
     parts = handed()
     return serve_reading(
         parts.redis,
-        MediaOptions.from_settings(parts.settings),
+        options_for(MediaOptions, parts.settings.attachments, parts.settings.llm),
         key,
         MediaKind(kind),
         mime,
-        result_ttl=parts.settings.media_wait_s,
+        result_ttl=parts.settings.attachments.wait_s,
     )
 
 
@@ -102,10 +103,10 @@ def fine_tune() -> str:
 def purge() -> int:
     """Delete conversations older than the retention setting (a no-op when it is 0)."""
     parts = handed()
-    if parts.settings.retention_days <= 0:
+    if parts.settings.privacy.retention_days <= 0:
         return 0
     store = parts.open_store()
     try:
-        return Retention(store, parts.settings.retention_days).run()
+        return Retention(store, parts.settings.privacy.retention_days).run()
     finally:
         store.dispose()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.adapter import EVENTS_PATH, SlackAdapter
+from config.groups import SlackSettings
 from config.settings import Settings
 from core.errors import ConfigurationError
 from core.inbox import Inbox
@@ -39,11 +40,11 @@ class SlackConfig:
     api_url: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SlackConfig:
-        """Read and check the Slack settings; a missing one raises ConfigurationError."""
-        bot = settings.slack_bot_token
-        secret = settings.slack_signing_secret
-        app = settings.slack_app_token
+    def from_settings(cls, slack: SlackSettings) -> SlackConfig:
+        """Check the ``slack`` settings; a missing one raises ConfigurationError."""
+        bot = slack.bot_token
+        secret = slack.signing_secret
+        app = slack.app_token
         if bot is None:
             raise ConfigurationError(
                 "PARLEY_SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) "
@@ -54,7 +55,7 @@ class SlackConfig:
                 "Set PARLEY_SLACK_SIGNING_SECRET (HTTP Events API; Basic Information → "
                 "Signing Secret) or PARLEY_SLACK_APP_TOKEN (Socket Mode; an xapp-… token)"
             )
-        url = settings.slack_api_url
+        url = slack.api_url
         return cls(
             bot_token=bot.get_secret_value(),
             signing_secret=secret.get_secret_value() if secret is not None else None,
@@ -65,7 +66,7 @@ class SlackConfig:
 
 def build_slack(inbox: Inbox, settings: Settings, *, edit_interval: float = 1.0) -> SlackAdapter:
     """The Slack adapter for the configured app; raises ConfigurationError when incomplete."""
-    config = SlackConfig.from_settings(settings)
+    config = SlackConfig.from_settings(settings.slack)
     client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
     return SlackAdapter(
         inbox, client=client, signing_secret=config.signing_secret, edit_interval=edit_interval

@@ -75,15 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
     settings = start(logging.DEBUG if args.verbose else logging.INFO)
-    config = SlackConfig.from_settings(settings)  # before the slow model load
+    config = SlackConfig.from_settings(settings.slack)  # before the slow model load
     with contextlib.closing(build_web(settings)) as parley, contextlib.suppress(KeyboardInterrupt):
         adapter = build_slack(parley.inbox, settings)
         if config.app_token is not None:
             log.info("Slack: Socket Mode")
             asyncio.run(run_socket_mode(adapter, config.app_token))
         else:
-            host = args.host or settings.web_host
-            port = args.port or settings.web_port
+            host = args.host or settings.web.host
+            port = args.port or settings.web.port
             log.info("Slack: HTTP events at http://%s:%s/slack/events", host, port)
             asyncio.run(serve_http(adapter, host, port))
     return 0

@@ -33,4 +33,4 @@ __all__ = ["SECRET_HEADER", "WEBHOOK_PATH", "TelegramAdapter", "TelegramOptions"
 
 def build_telegram(inbox: Inbox, settings: Settings) -> TelegramAdapter:
     """The Telegram adapter for the configured bot; raises ConfigurationError if it has none."""
-    return TelegramAdapter(inbox, TelegramOptions.from_settings(settings))
+    return TelegramAdapter(inbox, TelegramOptions.from_settings(settings.telegram))

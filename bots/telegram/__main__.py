@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     # httpx would log every request to Telegram, several a second while answering.
     settings = start(logging.INFO if args.verbose else logging.WARNING, quiet=("httpx",))
     # Checked before the model loads, so that a missing token fails in a blink.
-    options = TelegramOptions.from_settings(settings)
+    options = TelegramOptions.from_settings(settings.telegram)
     if options.webhook:
         raise ConfigurationError(
             "PARLEY_TELEGRAM_WEBHOOK_URL is set: webhooks are served by "
             "`python -m bots.web`. Unset it to poll with this command."
         )
-    print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+    print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
     with contextlib.closing(build_web(settings)) as parley, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(TelegramAdapter(parley.inbox, options)))
     return 0

@@ -2,7 +2,7 @@
 
 Built from Parley's settings at the entry point and passed to the adapter::
 
-    options = TelegramOptions.from_settings(settings)   # raises ConfigurationError
+    options = TelegramOptions.from_settings(settings.telegram)   # raises ConfigurationError
     options = TelegramOptions(token="123:abc", api_url="http://127.0.0.1:8081/bot")  # tests
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from core.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from config.settings import Settings
+    from config.groups import TelegramSettings
 
 __all__ = ["DEFAULT_API_URL", "TelegramOptions"]
 
@@ -57,17 +57,18 @@ class TelegramOptions:
         return self.webhook_url is not None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TelegramOptions:
-        """The options from Parley's settings; a missing or unusable one raises a clear error."""
-        if settings.telegram_token is None:
+    def from_settings(cls, telegram: TelegramSettings) -> TelegramOptions:
+        """The options from the ``telegram`` settings; a missing or unusable one raises a clear
+        error."""
+        if telegram.token is None:
             raise ConfigurationError(
                 "PARLEY_TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its "
                 "token there."
             )
-        token = settings.telegram_token.get_secret_value().strip()
-        secret = settings.telegram_webhook_secret
+        token = telegram.token.get_secret_value().strip()
+        secret = telegram.webhook_secret
         webhook_secret = secret.get_secret_value() if secret is not None else None
-        webhook_url = settings.telegram_webhook_url
+        webhook_url = telegram.webhook_url
         if webhook_url is not None and webhook_secret is None:
             raise ConfigurationError(
                 "PARLEY_TELEGRAM_WEBHOOK_URL is set but PARLEY_TELEGRAM_WEBHOOK_SECRET is not: "
@@ -80,7 +81,7 @@ class TelegramOptions:
             )
         return cls(
             token=token,
-            api_url=settings.telegram_api_url,
+            api_url=telegram.api_url,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )

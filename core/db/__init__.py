@@ -4,7 +4,7 @@
 
     from core.db import SqlStore, create_engine_for, upgrade
 
-    engine = create_engine_for(settings.database_url)  # e.g. sqlite:///data/parley.db
+    engine = create_engine_for(settings.storage.database_url)  # e.g. sqlite:///data/parley.db
     upgrade(engine)                                    # create or migrate the tables
     store = SqlStore(engine)                           # a core.store.Store
 
