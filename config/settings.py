@@ -334,6 +334,77 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Delete conversations older than this; 0 keeps them."
     )
 
+    # The engine that answers: the model in this process, or an OpenAI-compatible server
+    # (Ollama, vLLM, llama.cpp's server, LM Studio, a hosted API): docs/engines.md.
+    engine: Literal["transformers", "openai"] = Field(
+        default="transformers",
+        description="transformers: PARLEY_MODEL answers in this process (or the Celery "
+        "workers); openai: a server that speaks the OpenAI chat-completions protocol does.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        description="The server's API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp), "
+        "http://127.0.0.1:11434/v1 (Ollama), http://gpu-host:8000/v1 (vLLM).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="The server's API key; empty for local servers without one."
+    )
+    openai_model: str | None = Field(
+        default=None,
+        description="The model name the server serves (its GET /models); empty: the only one.",
+    )
+    openai_context_tokens: int | None = Field(
+        default=None,
+        ge=128,
+        description="The served model's context size in tokens; empty: PARLEY_CONTEXT_TOKENS. "
+        "The prompt gets this minus PARLEY_MAX_NEW_TOKENS.",
+    )
+    openai_tokenizer: str | None = Field(
+        default=None,
+        description="A local tokenizer of the served model to price prompts (same forms as "
+        "PARLEY_MODEL, e.g. 'packaged:smollm2-135m-instruct'); empty: a conservative "
+        "estimate corrected by the token counts the server reports.",
+    )
+    openai_lora: bool = Field(
+        default=False,
+        description="The server is vLLM started with --enable-lora: promoted fine-tuned "
+        "versions are loaded into it at run time and answers name them as the model.",
+    )
+    explain_model: str | None = Field(
+        default=None,
+        description="Local weights of the served model (same forms as PARLEY_MODEL) for "
+        "/explain's attributions with the openai engine, loaded on first use; empty: "
+        "/explain gives its text part only.",
+    )
+
+    @field_validator(
+        "openai_base_url",
+        "openai_api_key",
+        "openai_model",
+        "openai_context_tokens",
+        "openai_tokenizer",
+        "explain_model",
+        mode="before",
+    )
+    @classmethod
+    def _empty_engine_setting_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> Settings:
+        if self.engine == "openai" and not self.openai_base_url:
+            raise ValueError(
+                "PARLEY_ENGINE=openai needs PARLEY_OPENAI_BASE_URL, the server's API root "
+                "(e.g. http://127.0.0.1:8080/v1)"
+            )
+        if self.max_new_tokens >= self.engine_context_tokens:
+            raise ValueError(
+                f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
+                f"PARLEY_OPENAI_CONTEXT_TOKENS ({self.engine_context_tokens}): the prompt "
+                "needs room too"
+            )
+        return self
+
     @field_validator(
         "telegram_allowed_users",
         "telegram_allowed_chats",
@@ -415,6 +486,13 @@ class Settings(BaseSettings):
         return self.adapters_dir or self.data_dir / "adapters"
 
     @property
+    def engine_context_tokens(self) -> int:
+        """The answering model's context: the server's with the openai engine."""
+        if self.engine == "openai" and self.openai_context_tokens is not None:
+            return self.openai_context_tokens
+        return self.context_tokens
+
+    @property
     def prompt_budget(self) -> int:
         """Tokens the prompt may use, leaving room for the longest answer."""
-        return self.context_tokens - self.max_new_tokens
+        return self.engine_context_tokens - self.max_new_tokens

@@ -20,6 +20,7 @@ from core.conversation import ConversationOptions, ConversationService
 from core.db import SqlStore, create_engine_for, upgrade
 from core.db.registry import SqlRegistry
 from core.errors import ModelLoadError
+from core.explanation import Explainer
 from core.generator import Generator, TokenCounter
 from core.limits import Limiter, LimitOptions, Limits, MemoryLimiter, RedisLimiter
 from core.media import MediaIntake, MediaLimits
@@ -196,6 +197,10 @@ def build_generator(settings: Settings) -> Any:
         module, _, name = settings.generator.partition(":")
         factory = getattr(importlib.import_module(module), name)
         return factory(settings)
+    if settings.engine == "openai":
+        from workers.openai_engine import OpenAIGenerator
+
+        return OpenAIGenerator.from_settings(settings)
     from workers.batching import BatchedGenerator
 
     return BatchedGenerator.from_settings(settings)
@@ -306,9 +311,13 @@ def build_embedded(settings: Settings, **extra_commands: str) -> Parley:
     store = open_store(settings)
     generator = build_generator(settings)
     sentiment = load_sentiment(settings)
-    explainer = (
+    explainer: Explainer | None = (
         ModelExplainer(generator.loaded, sentiment) if hasattr(generator, "loaded") else None
     )
+    if settings.engine == "openai":
+        from workers.remote_explain import remote_explainer
+
+        explainer = remote_explainer(settings, sentiment)
     service = _service(
         settings,
         store,
@@ -336,7 +345,12 @@ def build_web(settings: Settings) -> Parley:
     from workers.tasks import enqueue_answer
 
     store = open_store(settings)
-    tokens = load_tokenizer(settings)
+    if settings.engine == "openai":
+        from workers.openai_engine import engine_token_counter
+
+        tokens: TokenCounter = engine_token_counter(settings)
+    else:
+        tokens = load_tokenizer(settings)
     generator = RemoteGenerator(settings)
     client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
     service = _service(
