@@ -328,19 +328,27 @@ async def switch_while_answering(
     """Promote the adapter while ``n`` answers run; check what each answer names."""
     version = AdapterVersion(id="gpu-bench", base_model="bench", path=str(adapter))
     asked = requests(settings, 2 * n, max_new)
-    before = [generator.generate(r) for r in asked[:n]]
-    first = await anext(before[0])  # answers are running
-    del first
+    first_adapted: list[float] = []
+
+    async def answer(request: GenerationRequest, running: asyncio.Event) -> Any:
+        stream = generator.generate(request)
+        async for _ in stream:
+            running.set()
+        result = stream.result
+        if result.model_version.endswith("+gpu-bench") and not first_adapted:
+            first_adapted.append(time.perf_counter() - promoted)
+        return result
+
+    events = [asyncio.Event() for _ in range(2 * n)]
+    promoted = time.perf_counter()
+    before = [asyncio.ensure_future(answer(r, e)) for r, e in zip(asked[:n], events, strict=False)]
+    await asyncio.gather(*(e.wait() for e in events[:n]))  # every one of them is answering
     promoted = time.perf_counter()
     generator.use_adapter(version)
-    after = [generator.generate(r) for r in asked[n:]]
-    results = [await s.collect() for s in before]
-    first_adapted: float | None = None
-    for stream in after:
-        result = await stream.collect()
-        if first_adapted is None and result.model_version.endswith("+gpu-bench"):
-            first_adapted = time.perf_counter() - promoted
-        results.append(result)
+    after = [
+        asyncio.ensure_future(answer(r, e)) for r, e in zip(asked[n:], events[n:], strict=True)
+    ]
+    results = [*await asyncio.gather(*before), *await asyncio.gather(*after)]
     generator.use_adapter(None)
     back = await generator.generate(asked[0]).collect()
     names = sorted({r.model_version for r in results})
@@ -350,7 +358,7 @@ async def switch_while_answering(
         f"running answers kept their version: "
         f"{all(not r.model_version.endswith('+gpu-bench') for r in results[:n])}",
         "promotion to the first answer from the adapter: "
-        + (f"{first_adapted:.2f} s" if first_adapted is not None else "never (FAILED)"),
+        + (f"{first_adapted[0]:.2f} s" if first_adapted else "never (FAILED)"),
         f"after rollback: {back.model_version}",
     ]
 

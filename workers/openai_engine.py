@@ -343,8 +343,7 @@ class OpenAIGenerator:
             arguments["seed"] = settings.seed
         if self._usage_in_stream:
             arguments["stream_options"] = {"include_usage": True}
-        if request.request_id is not None:
-            arguments["extra_headers"] = {"X-Request-Id": request.request_id}
+        # No X-Request-Id header: llama-cpp-python's server refuses one that is not a UUID.
         return arguments
 
     async def _open(self, request: GenerationRequest, model: str, deadline: float) -> Any:
@@ -377,8 +376,9 @@ class OpenAIGenerator:
                     log.info("the server refused stream_options (%s); retrying without", exc)
                     self._usage_in_stream = False
                     continue
+                said = exc.body if exc.body is not None else exc.response.text[:500]
                 raise GenerationError(
-                    f"The model server refused the request (HTTP {exc.status_code}): {exc.message}"
+                    f"The model server refused the request (HTTP {exc.status_code}): {said}"
                 ) from exc
             if loop.time() + wait >= deadline:
                 raise GenerationError(

@@ -7,7 +7,7 @@ chat request takes the next :class:`Plan` (default: a short answer), so that a t
 script a failure: a status with headers, a stream cut after some chunks, a slow server.
 
 :class:`RateLimitingProxy` stands in front of a real server and answers the first requests
-with ``429`` and ``Retry-After``.
+with ``429`` and ``Retry-After``, or passes its answers on slowly.
 """
 
 from __future__ import annotations
@@ -225,13 +225,19 @@ def _error(message: str, status: int) -> web.Response:
 
 
 class RateLimitingProxy(_Threaded):
-    """Forwards to ``upstream``, after answering the first ``limited`` chats with a 429."""
+    """Forwards to ``upstream``, after answering the first ``limited`` chats with a 429.
 
-    def __init__(self, upstream: str, *, limited: int = 1, retry_after: str = "1") -> None:
+    ``delay_s`` holds back every event of the upstream's streams that long: a slow server.
+    """
+
+    def __init__(
+        self, upstream: str, *, limited: int = 1, retry_after: str = "1", delay_s: float = 0.0
+    ) -> None:
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.limited = limited
         self.retry_after = retry_after
+        self.delay_s = delay_s
         self.refused_at: list[float] = []
         self.forwarded_at: list[float] = []
 
@@ -265,7 +271,9 @@ class RateLimitingProxy(_Threaded):
                 headers={"Content-Type": upstream.headers.get("Content-Type", "")},
             )
             await response.prepare(request)
-            async for data in upstream.content.iter_any():
-                await response.write(data)
+            async for line in upstream.content:  # line by line: one event at a time
+                if self.delay_s and line.startswith(b"data:"):
+                    await asyncio.sleep(self.delay_s)
+                await response.write(line)
             await response.write_eof()
             return response
