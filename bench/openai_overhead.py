@@ -98,6 +98,8 @@ def llama_server(threads: int) -> Iterator[tuple[str, str]]:
                 str(port),
                 "--n_threads",
                 str(threads),
+                "--interrupt_requests",
+                "False",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

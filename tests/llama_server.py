@@ -86,6 +86,10 @@ class LlamaServer:
                 str(self.threads),
                 "--n_ctx",
                 str(self.context),
+                # By default a new request cuts the running one off (its stream just ends):
+                # Parley's workers send several at once, which should wait their turn.
+                "--interrupt_requests",
+                "False",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
