@@ -55,7 +55,9 @@ PROMPTS = (
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One answer: seconds to the first text, seconds in all, tokens the server counted."""
+    """One answer: seconds to the first text, seconds in all, and its text deltas (the same
+    count on both paths; servers stream about one token per delta, and not every server
+    reports usage in a stream)."""
 
     first_s: float
     total_s: float
@@ -134,12 +136,13 @@ def requests(settings: Settings, count: int, max_new: int) -> list[GenerationReq
 async def through_engine(generator: OpenAIGenerator, request: GenerationRequest) -> Sample:
     started = time.perf_counter()
     first = None
-    stream = generator.generate(request)
-    async for _ in stream:
+    deltas = 0
+    async for _ in generator.generate(request):
+        deltas += 1
         if first is None:
             first = time.perf_counter() - started
     total = time.perf_counter() - started
-    return Sample(first or total, total, stream.result.completion_tokens)
+    return Sample(first or total, total, deltas)
 
 
 async def direct(
@@ -158,10 +161,10 @@ async def direct(
         stream_options={"include_usage": True},
     )
     async for chunk in stream:
-        if chunk.usage is not None:
-            tokens = chunk.usage.completion_tokens
-        if chunk.choices and chunk.choices[0].delta.content and first is None:
-            first = time.perf_counter() - started
+        if chunk.choices and chunk.choices[0].delta.content:
+            tokens += 1
+            if first is None:
+                first = time.perf_counter() - started
     total = time.perf_counter() - started
     return Sample(first or total, total, tokens)
 

@@ -20,7 +20,7 @@ from bots.console import PROMPT_BOT
 from config.settings import Settings
 from config.wiring import Parley, build_embedded
 from core.responder import APOLOGY
-from core.types import Message, Reply, ReplyKind, UserRef
+from core.types import ConversationKey, Message, Rating, Reply, ReplyKind, Role, UserRef
 from tests.fakes.openai_server import RateLimitingProxy
 from tests.llama_server import ALIAS, LlamaServer, free_port
 from tests.model_fixtures import REPO
@@ -210,3 +210,67 @@ async def test_a_429_is_retried_after_what_retry_after_says(
     finally:
         parley.close()
         proxy.stop()
+
+
+async def test_telegram_answers_through_the_server(
+    llama_server: LlamaServer, tmp_path: Path
+) -> None:
+    from tests.fakes.telegram_server import ADA, FakeTelegram, callback_query, private_message
+    from tests.test_telegram import button_data, running, with_buttons
+
+    parley = build_embedded(engine_settings(llama_server.base_url, tmp_path))
+    chat = ADA["id"]
+    try:
+        async with FakeTelegram() as telegram, running(telegram, parley.service):
+            telegram.push(private_message("What is the capital of France?"))
+            await telegram.wait_until(lambda: with_buttons(telegram, chat), within=120)
+            [shown] = with_buttons(telegram, chat)
+            telegram.push(callback_query(button_data(shown, "👍"), telegram.as_message(shown)))
+            await telegram.wait_until(lambda: telegram.callback_answers, within=30)
+            telegram.push(private_message("/explain"))
+            await telegram.wait_until(lambda: len(telegram.messages(chat)) >= 2, within=60)
+            await telegram.settle(quiet=0.5)
+            texts = telegram.texts(chat)
+        assert "Paris" in shown.text
+        assert texts[-1].startswith(f"My last answer came from {ALIAS}")
+        [answer] = [
+            t
+            for t in parley.store.history(ConversationKey("telegram", None, str(chat)), 10)
+            if t.role is Role.ASSISTANT
+        ]
+        assert answer.model_version == ALIAS
+        assert [f.rating for f in parley.store.feedback_for(answer.id)] == [Rating.GOOD]
+        assert telegram.errors == []
+    finally:
+        parley.close()
+
+
+async def test_slack_answers_through_the_server(llama_server: LlamaServer, tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+
+    from bots.slack import build_slack
+    from tests.fakes.slack_server import TEAM, FakeSlack, SlackSender, dm
+    from tests.test_slack import GOOD, SECRET, settings_for
+
+    parley = build_embedded(engine_settings(llama_server.base_url, tmp_path))
+    try:
+        async with FakeSlack() as slack:
+            adapter = build_slack(parley.service, settings_for(slack), edit_interval=0.05)
+            sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SECRET)
+            assert (await sender.event(dm("What is the capital of France?"))).status_code == 200
+            await adapter.drain()
+            (answer,) = slack.in_thread("D1", None)
+            await sender.press(answer, GOOD, user="U1")
+            await adapter.drain()
+            await sender.event(dm("/explain"))
+            await adapter.drain()
+            shown = [m.shown for m in slack.in_thread("D1", None)]
+        assert "Paris" in answer.shown
+        assert answer.edits >= 1, "the answer grew in place"
+        assert shown[-1].startswith(f"My last answer came from {ALIAS}")
+        answer_id = int(answer.buttons[0]["value"])
+        assert [f.rating for f in parley.store.feedback_for(answer_id)] == [Rating.GOOD]
+        stored = parley.store.history(ConversationKey("slack", TEAM, "D1", None), 10)
+        assert next(t.model_version for t in stored if t.role is Role.ASSISTANT) == ALIAS
+    finally:
+        parley.close()
