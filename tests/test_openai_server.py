@@ -274,3 +274,31 @@ async def test_slack_answers_through_the_server(llama_server: LlamaServer, tmp_p
         assert next(t.model_version for t in stored if t.role is Role.ASSISTANT) == ALIAS
     finally:
         parley.close()
+
+
+async def test_explain_attributes_with_local_weights_loaded_on_first_use(
+    llama_server: LlamaServer, tmp_path: Path
+) -> None:
+    from tests.model_fixtures import MODEL_CACHE
+    from workers.remote_explain import LazyModelExplainer
+
+    settings = engine_settings(
+        llama_server.base_url,
+        tmp_path,
+        explain_model="packaged:smollm2-135m-instruct",
+        model_cache_dir=MODEL_CACHE,
+    )
+    parley = build_embedded(settings)
+    try:
+        explainer = parley.service._answers._explainer
+        assert isinstance(explainer, LazyModelExplainer)
+        _, reply = await say(parley, "What is the capital of France?")
+        assert reply.kind is ReplyKind.ANSWER
+        assert not explainer.loaded  # nothing loaded until someone asks why
+        _, explained = await say(parley, "/explain")
+        assert explainer.loaded
+        assert f"My last answer came from {ALIAS}" in explained.text
+        assert "What drove my last answer most" in explained.text
+        assert [name for name, _ in explained.attachments] == ["explain.png"]
+    finally:
+        parley.close()
