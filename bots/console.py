@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        print(f"Loading the model {settings.model} …", file=sys.stderr, flush=True)
+        target = settings.model
+        if settings.engine == "openai":
+            target = f"{settings.openai_model or '(its only model)'} at {settings.openai_base_url}"
+        print(f"Loading the model {target} …", file=sys.stderr, flush=True)
         parley = build_embedded(settings, quit="leave the chat (or Ctrl-D)")
     except ParleyError as exc:
         print(f"parley: {exc}", file=sys.stderr)
