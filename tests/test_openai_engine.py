@@ -93,6 +93,27 @@ async def test_answer_length_is_the_servers_max_tokens(
     assert server.requests[0]["max_tokens"] == 2
 
 
+async def test_a_server_that_refuses_stream_options_is_asked_without_them(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.stream_options = False
+    generator = engine(server, tmp_path)
+    deltas, result = await collect(generator, request())
+    assert "".join(deltas) == "Hello from the fake server."
+    assert result.prompt_tokens > 0  # type: ignore[attr-defined]
+    assert "stream_options" not in server.requests[-1]
+    await collect(generator, request())  # remembered: asked once
+    assert len(server.requests) == 3
+
+
+async def test_a_refused_request_is_a_generation_error_with_the_servers_words(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.plans = [Plan(status=400)]
+    with pytest.raises(GenerationError, match=r"HTTP 400.*planned 400"):
+        await collect(engine(server, tmp_path), request())
+
+
 async def test_5xx_is_retried_with_backoff(server: FakeOpenAIServer, tmp_path: Path) -> None:
     server.plans = [Plan(status=503), Plan(status=500)]
     deltas, _ = await collect(engine(server, tmp_path), request())

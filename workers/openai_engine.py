@@ -371,12 +371,12 @@ class OpenAIGenerator:
                 wait = self._retry.backoff(attempt)
                 what = _failure(exc)
             except openai.APIStatusError as exc:
-                if exc.status_code in (400, 422) and self._usage_in_stream:
+                said = exc.body if exc.body is not None else exc.response.text[:500]
+                if self._usage_in_stream and "stream_options" in str(said):
                     # Some servers refuse stream_options; the usage is counted here then.
-                    log.info("the server refused stream_options (%s); retrying without", exc)
+                    log.info("the server refused stream_options (%s); retrying without", said)
                     self._usage_in_stream = False
                     continue
-                said = exc.body if exc.body is not None else exc.response.text[:500]
                 raise GenerationError(
                     f"The model server refused the request (HTTP {exc.status_code}): {said}"
                 ) from exc

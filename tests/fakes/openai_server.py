@@ -96,6 +96,8 @@ class FakeOpenAIServer(_Threaded):
         self.requests: list[dict[str, Any]] = []
         self.lora: dict[str, str] = {}
         self.lora_enabled = True
+        self.stream_options = True
+        """Whether ``stream_options`` is understood (False: refused with 422, like old servers)."""
         self.readable = True
         """Whether LoRA paths can be read (a folder not shared with the server: False)."""
 
@@ -139,6 +141,15 @@ class FakeOpenAIServer(_Threaded):
                 {"error": {"message": f"planned {plan.status}", "type": "server_error"}},
                 status=plan.status,
                 headers=plan.headers,
+            )
+        if "stream_options" in body and not self.stream_options:
+            return web.json_response(
+                {
+                    "detail": [
+                        {"loc": ["body", "stream_options"], "msg": "extra fields not permitted"}
+                    ]
+                },
+                status=422,
             )
         model = body["model"]
         if model not in self.models and model not in self.lora:
