@@ -318,6 +318,21 @@ async def test_a_promoted_version_is_loaded_and_named_as_the_model(
     assert generator.model_version == "fake-model"
 
 
+async def test_a_version_another_worker_unloaded_falls_back_to_the_base_model(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    from workers.vllm_lora import LoraServer
+
+    settings = settings_for(server, tmp_path, openai_lora=True)
+    generator = OpenAIGenerator(
+        settings, "fake-model", lora=LoraServer.from_settings(settings), retry=FAST_RETRY
+    )
+    generator.use_adapter(AdapterVersion(id="ft-1", base_model="fake-model", path="/srv/ft-1"))
+    LoraServer(server.base_url).unload("ft-1")  # rolled back by a worker that saw it first
+    _, result = await collect(generator, request())
+    assert result.model_version == "fake-model"  # type: ignore[attr-defined]
+
+
 def test_without_lora_the_engine_keeps_the_base_model(
     server: FakeOpenAIServer, tmp_path: Path
 ) -> None:

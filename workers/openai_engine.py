@@ -370,6 +370,18 @@ class OpenAIGenerator:
             except (openai.InternalServerError, openai.APIConnectionError) as exc:
                 wait = self._retry.backoff(attempt)
                 what = _failure(exc)
+            except openai.NotFoundError as exc:
+                if model == self._base_model:
+                    raise GenerationError(
+                        f"The model server no longer serves {model}: {exc.message}"
+                    ) from exc
+                # A version another worker has just unloaded (a rollback it saw first): the
+                # base model answers until this worker's watcher catches up.
+                log.warning(
+                    "the server does not serve %s; answering with %s", model, self._base_model
+                )
+                model = self._base_model
+                continue
             except openai.APIStatusError as exc:
                 said = exc.body if exc.body is not None else exc.response.text[:500]
                 if self._usage_in_stream and "stream_options" in str(said):
