@@ -397,12 +397,6 @@ class Settings(BaseSettings):
                 "PARLEY_ENGINE=openai needs PARLEY_OPENAI_BASE_URL, the server's API root "
                 "(e.g. http://127.0.0.1:8080/v1)"
             )
-        if self.max_new_tokens >= self.engine_context_tokens:
-            raise ValueError(
-                f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
-                f"PARLEY_OPENAI_CONTEXT_TOKENS ({self.engine_context_tokens}): the prompt "
-                "needs room too"
-            )
         return self
 
     @field_validator(
@@ -454,10 +448,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_budget(self) -> Settings:
-        if self.max_new_tokens >= self.context_tokens:
+        if self.max_new_tokens >= self.engine_context_tokens:
+            which = "CONTEXT_TOKENS"
+            if self.engine_context_tokens != self.context_tokens:
+                which = "OPENAI_CONTEXT_TOKENS"
             raise ValueError(
                 f"PARLEY_MAX_NEW_TOKENS ({self.max_new_tokens}) must be smaller than "
-                f"PARLEY_CONTEXT_TOKENS ({self.context_tokens}): the prompt needs room too"
+                f"PARLEY_{which} ({self.engine_context_tokens}): the prompt needs room too"
             )
         if self.task_time_limit_s >= self.visibility_timeout_s:
             # Redis would hand a task that is still running to a second worker.

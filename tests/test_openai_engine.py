@@ -260,6 +260,14 @@ def test_the_prompt_budget_is_the_servers_context_less_the_answer() -> None:
         max_new_tokens=128,
     )
     assert settings.prompt_budget == 384
+    larger = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        engine="openai",
+        openai_base_url="http://x/v1",
+        openai_context_tokens=8192,
+        max_new_tokens=4096,
+    )
+    assert larger.prompt_budget == 4096  # PARLEY_CONTEXT_TOKENS (2048) is the local model's
     with pytest.raises(ValueError, match="PARLEY_OPENAI_CONTEXT_TOKENS"):
         Settings(  # type: ignore[call-arg]
             _env_file=None,
