@@ -127,6 +127,8 @@ class RemoteGenerator:
 
     def __init__(self, settings: Settings) -> None:
         self._model = settings.model
+        if settings.engine == "openai":
+            self._model = f"{settings.openai_model or 'the model'} at {settings.openai_base_url}"
 
     @property
     def model_version(self) -> str:
