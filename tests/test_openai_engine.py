@@ -348,3 +348,22 @@ def test_without_lora_the_engine_keeps_the_base_model(
     generator.use_adapter(AdapterVersion(id="ft-1", base_model="fake-model", path="/x"))
     assert generator.model_version == "fake-model"
     assert server.lora == {}
+
+
+def test_a_named_local_tokenizer_prices_prompts_exactly(tmp_path: Path) -> None:
+    from tests.model_fixtures import MODEL_CACHE
+    from workers.model import HfTokenCounter
+    from workers.openai_engine import engine_token_counter
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        model_cache_dir=MODEL_CACHE,
+        engine="openai",
+        openai_base_url="http://x/v1",
+        openai_tokenizer="packaged:smollm2-135m-instruct",
+    )
+    assert isinstance(engine_token_counter(settings), HfTokenCounter)
+    missing = settings.model_copy(update={"openai_tokenizer": str(tmp_path / "nope.gguf")})
+    with pytest.raises(ConfigurationError, match="PARLEY_OPENAI_TOKENIZER"):
+        engine_token_counter(missing)
