@@ -346,7 +346,7 @@ def build_web(settings: Settings) -> Parley:
 
     store = open_store(settings)
     if settings.engine == "openai":
-        from workers.openai_engine import engine_token_counter
+        from workers.token_estimate import engine_token_counter
 
         tokens: TokenCounter = engine_token_counter(settings)
     else:

@@ -19,12 +19,12 @@ from core.registry import AdapterVersion
 from core.types import ChatTurn, Role
 from tests.fakes.openai_server import FakeOpenAIServer, Plan
 from workers.openai_engine import (
-    EstimatedTokenCounter,
     OpenAIGenerator,
     RetryPolicy,
     check_server,
     retry_after_seconds,
 )
+from workers.token_estimate import EstimatedTokenCounter
 
 FAST_RETRY = RetryPolicy(first_s=0.05, factor=2.0, max_s=0.2)
 
@@ -353,7 +353,7 @@ def test_without_lora_the_engine_keeps_the_base_model(
 def test_a_named_local_tokenizer_prices_prompts_exactly(tmp_path: Path) -> None:
     from tests.model_fixtures import MODEL_CACHE
     from workers.model import HfTokenCounter
-    from workers.openai_engine import engine_token_counter
+    from workers.token_estimate import engine_token_counter
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,

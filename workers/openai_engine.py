@@ -30,11 +30,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +41,7 @@ from core.errors import ConfigurationError, GenerationError
 from core.generator import FinishReason, GenerationRequest, GenerationResult, TokenCounter
 from core.registry import AdapterVersion
 from core.streaming import Streamed
-from core.types import ChatTurn
+from workers.token_estimate import EstimatedTokenCounter, engine_token_counter
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -51,11 +49,9 @@ if TYPE_CHECKING:
     from workers.vllm_lora import LoraServer
 
 __all__ = [
-    "EstimatedTokenCounter",
     "OpenAIGenerator",
     "RetryPolicy",
     "check_server",
-    "engine_token_counter",
     "retry_after_seconds",
 ]
 
@@ -63,69 +59,6 @@ log = logging.getLogger(__name__)
 
 NO_KEY = "not-needed"
 """Sent as the key to servers that need none: the client refuses an empty one."""
-
-
-class EstimatedTokenCounter:
-    """A conservative price of prompts for a model whose tokenizer is not known here.
-
-    English runs at about four characters per token in the tokenizers of today's chat
-    models; counting one token per three characters, plus :attr:`PER_TURN` tokens of
-    template per turn, overestimates for prose. The server reports what a prompt really
-    cost (``usage.prompt_tokens``); :meth:`observe` keeps the largest recent ratio of real to
-    estimated, with a margin, and scales estimates by it, so code, numbers or another
-    script that cost more tokens per character raise the estimate after one answer.
-    """
-
-    CHARS_PER_TOKEN = 3
-    PER_TURN = 8
-    GENERATION_PROMPT = 4
-    MARGIN = 1.1
-    WINDOW = 50
-
-    def __init__(self) -> None:
-        self._ratios: deque[float] = deque(maxlen=self.WINDOW)
-        self._lock = threading.Lock()
-
-    @property
-    def scale(self) -> float:
-        """What estimates are multiplied by: 1 until the server has reported usage."""
-        with self._lock:
-            return max(self._ratios) * self.MARGIN if self._ratios else 1.0
-
-    def count_chat(self, turns: Sequence[ChatTurn], *, add_generation_prompt: bool) -> int:
-        raw = self.raw_chat(turns, add_generation_prompt=add_generation_prompt)
-        return math.ceil(raw * self.scale)
-
-    def count_text(self, text: str) -> int:
-        return math.ceil(self._raw_text(text) * self.scale)
-
-    def raw_chat(self, turns: Sequence[ChatTurn], *, add_generation_prompt: bool) -> int:
-        """The estimate before correction."""
-        total = sum(self.PER_TURN + self._raw_text(t.content) for t in turns)
-        return total + (self.GENERATION_PROMPT if add_generation_prompt else 0)
-
-    def observe(self, turns: Sequence[ChatTurn], prompt_tokens: int) -> None:
-        """Learn from the server's count of a prompt it was sent."""
-        raw = self.raw_chat(turns, add_generation_prompt=True)
-        if raw > 0 and prompt_tokens > 0:
-            with self._lock:
-                self._ratios.append(prompt_tokens / raw)
-
-    def _raw_text(self, text: str) -> int:
-        return math.ceil(len(text) / self.CHARS_PER_TOKEN)
-
-
-def engine_token_counter(settings: Settings) -> TokenCounter:
-    """The openai engine's prompt pricing: the named local tokenizer, else the estimate."""
-    if settings.openai_tokenizer is None:
-        return EstimatedTokenCounter()
-    from core.errors import ModelLoadError
-    from workers.model import load_tokenizer
-
-    try:
-        return load_tokenizer(settings.model_copy(update={"model": settings.openai_tokenizer}))
-    except ModelLoadError as exc:
-        raise ConfigurationError(f"PARLEY_OPENAI_TOKENIZER: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
