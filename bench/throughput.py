@@ -21,6 +21,10 @@ The same requests then go through the scaled deployment (``celery`` rows): this 
 accepts each as a message (stored with its answer job), a Celery worker process on a Redis
 server of the benchmark's own answers them with the same batching, and the answers stream
 back through Redis. ``--no-celery`` skips those rows.
+
+``--openai [URL]`` adds, in the same run, Parley's openai engine against the bare ``openai``
+client on one OpenAI-compatible server (by default a llama.cpp server started here on the
+packaged GGUF): the HTTP path's overhead per answer (bench/openai_overhead.py).
 """
 
 from __future__ import annotations
@@ -410,6 +414,11 @@ async def main(args: argparse.Namespace) -> None:
                 f"bar at N=16 ({run.mode}): throughput ≥ 5x and p95 full answer ≤ 1/3 of the "
                 f"baseline: {speed:.1f}x and {p95:.2f} → {verdict}"
             )
+    if args.openai is not None:
+        from bench.openai_overhead import run as openai_overhead
+
+        url = None if args.openai == "start" else args.openai
+        await openai_overhead(url, args.openai_model, args.openai_rounds, args.max_new_tokens)
 
 
 if __name__ == "__main__":
@@ -431,4 +440,15 @@ if __name__ == "__main__":
         action="store_true",
         help="let answers stop at the model's end of turn instead of forcing a fixed length",
     )
+    parser.add_argument(
+        "--openai",
+        nargs="?",
+        const="start",
+        default=None,
+        metavar="URL",
+        help="also compare the openai engine with the bare openai client on this server "
+        "(no URL: start llama.cpp's server on the packaged model)",
+    )
+    parser.add_argument("--openai-model", default=None, help="default: the server's only one")
+    parser.add_argument("--openai-rounds", type=int, default=8)
     asyncio.run(main(parser.parse_args()))

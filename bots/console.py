@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Parley does")
     args = parser.parse_args(argv)
     settings = start(logging.INFO if args.verbose else logging.WARNING)
-    print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
+    target = settings.llm.name
+    if settings.llm.engine == "openai":
+        target = f"{settings.openai.model or '(its only model)'} at {settings.openai.base_url}"
+    print(f"Loading the model {target} …", file=sys.stderr, flush=True)
     with contextlib.closing(build_embedded(settings, quit="leave the chat (or Ctrl-D)")) as parley:
         loaded = parley.loaded
         where = (

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
+from config.engine import OpenAISettings
 from config.group import Group, IdList, flat_names
 from config.platforms import SlackSettings, TelegramSettings
 from config.protection import LimitSettings, PrivacySettings, SafetySettings
@@ -37,6 +38,7 @@ __all__ = [
     "JobSettings",
     "LimitSettings",
     "LlmSettings",
+    "OpenAISettings",
     "PrivacySettings",
     "SafetySettings",
     "ScalingSettings",
@@ -110,6 +112,18 @@ class LlmSettings(Group):
         default=None,
         description="module:callable that builds another generator from the settings "
         "(tests, custom back ends); empty means the model above, batched.",
+    )
+    engine: Literal["transformers", "openai"] = Field(
+        default="transformers",
+        description="transformers: PARLEY_MODEL answers in this process (or the Celery "
+        "workers); openai: a server that speaks the OpenAI chat-completions protocol does "
+        "(settings.openai).",
+    )
+    explain_model: str | None = Field(
+        default=None,
+        description="Local weights of the served model (same forms as PARLEY_MODEL) for "
+        "/explain's attributions with the openai engine, loaded on first use; empty: "
+        "/explain gives its text part only.",
     )
 
 

@@ -53,6 +53,7 @@ tools may build it from the flat names too: `Settings(data_dir=path, temperature
 
 TITLES = {
     "llm": "Language model",
+    "openai": "OpenAI-compatible model server",
     "web": "Web process",
     "scaling": "Deployment and the scaled workers",
     "jobs": "Answer jobs",

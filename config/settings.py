@@ -47,6 +47,7 @@ from config.groups import (
     JobSettings,
     LimitSettings,
     LlmSettings,
+    OpenAISettings,
     PrivacySettings,
     SafetySettings,
     ScalingSettings,
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
@@ -119,11 +121,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_budget(self) -> Self:
-        if self.generation.max_new_tokens >= self.conversation.context_tokens:
+        if self.generation.max_new_tokens >= self.engine_context_tokens:
+            which = "CONTEXT_TOKENS"
+            if self.engine_context_tokens != self.conversation.context_tokens:
+                which = "OPENAI_CONTEXT_TOKENS"
             raise ValueError(
                 f"PARLEY_MAX_NEW_TOKENS ({self.generation.max_new_tokens}) must be smaller than "
-                f"PARLEY_CONTEXT_TOKENS ({self.conversation.context_tokens}): the prompt needs "
-                "room too"
+                f"PARLEY_{which} ({self.engine_context_tokens}): the prompt needs room too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> Self:
+        if self.llm.engine == "openai" and not self.openai.base_url:
+            raise ValueError(
+                "PARLEY_ENGINE=openai needs PARLEY_OPENAI_BASE_URL, the server's API root "
+                "(e.g. http://127.0.0.1:8080/v1)"
             )
         return self
 
@@ -164,9 +177,16 @@ class Settings(BaseSettings):
         return self.fine_tuning.versions_dir or self.storage.data_dir / "adapters"
 
     @property
+    def engine_context_tokens(self) -> int:
+        """The answering model's context: the server's with the openai engine."""
+        if self.llm.engine == "openai" and self.openai.context_tokens is not None:
+            return self.openai.context_tokens
+        return self.conversation.context_tokens
+
+    @property
     def prompt_budget(self) -> int:
         """Tokens the prompt may use, leaving room for the longest answer."""
-        return self.conversation.context_tokens - self.generation.max_new_tokens
+        return self.engine_context_tokens - self.generation.max_new_tokens
 
 
 _GROUPS: dict[str, type[Group]] = {

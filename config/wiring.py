@@ -226,9 +226,25 @@ def build_generator(settings: Settings) -> LocalGenerator:
                 "with tokens and close()"
             )
         return generator
+    if settings.llm.engine == "openai":
+        from workers.openai_engine import OpenAIGenerator
+
+        return OpenAIGenerator.from_settings(settings)
     from workers.batching import BatchedGenerator
 
     return BatchedGenerator.from_settings(settings)
+
+
+def web_token_counter(settings: Settings) -> TokenCounter:
+    """How the scaled web process prices prompts without the model: its tokenizer, or the
+    estimate for a model server (:mod:`workers.token_estimate`)."""
+    if settings.llm.engine == "openai":
+        from workers.token_estimate import engine_token_counter
+
+        return engine_token_counter(settings)
+    from workers.model import load_tokenizer
+
+    return load_tokenizer(settings)
 
 
 def access_policy(settings: Settings) -> AccessPolicy:
@@ -367,11 +383,15 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     sentiment = load_sentiment(settings)
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, generator.tokens, safety)
-    explainer = (
+    explainer: Explainer | None = (
         ModelExplainer(generator.loaded, sentiment)
         if isinstance(generator, RunsLoadedModel)
         else None
     )
+    if settings.llm.engine == "openai":
+        from workers.remote_explain import remote_explainer
+
+        explainer = remote_explainer(settings, sentiment)
     service = _service(
         settings,
         store,
@@ -402,7 +422,6 @@ def build_web(settings: Settings) -> Parley:
         return build_embedded(settings)
     import redis.asyncio
 
-    from workers.model import load_tokenizer
     from workers.scaled import CeleryAnswerer, RemoteGenerator
 
     store = open_store(settings)
@@ -412,7 +431,7 @@ def build_web(settings: Settings) -> Parley:
         tasks=TaskQueue(celery_app(settings)),
     )
     safety = build_safety(settings)
-    responder = _responder(settings, store, generator, load_tokenizer(settings), safety)
+    responder = _responder(settings, store, generator, web_token_counter(settings), safety)
     answerer = CeleryAnswerer(
         responder=responder,
         store=store,

@@ -132,6 +132,8 @@ def redis_client() -> Iterator[redis.Redis]:
 # The real packaged model, loaded once per session (tests/model_fixtures.py).
 # ---------------------------------------------------------------------------------------
 
+# A real OpenAI-compatible server: llama.cpp's, serving the packaged GGUF (tests/llama_server.py).
+from tests.llama_server import llama_server, own_llama_server  # noqa: E402
 from tests.model_fixtures import generator, test_settings  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
@@ -140,4 +142,4 @@ from tests.model_fixtures import generator, test_settings  # noqa: E402
 from tests.slack_fixtures import slack  # noqa: E402
 from tests.telegram_fixtures import telegram  # noqa: E402
 
-__all__ = ["generator", "slack", "telegram", "test_settings"]
+__all__ = ["generator", "llama_server", "own_llama_server", "slack", "telegram", "test_settings"]

@@ -147,3 +147,28 @@ def test_feedback_that_teaches_nothing_is_kept_but_not_served(
     assert kept.status is AdapterStatus.REJECTED
     assert kept.reason == outcome.reason
     store.dispose()
+
+
+def test_a_version_the_model_server_cannot_serve_stays_a_candidate_and_says_why(
+    settings: Settings, base: LoadedModel
+) -> None:
+    from core.versions import ModelVersions
+
+    remote = settings.model_copy(
+        update={"engine": "openai", "openai_base_url": "http://gpu-host:8000/v1"}
+    )
+    store = open_store(remote)
+    registry = open_registry(store)
+    store_feedback(store, 40)
+
+    outcome = run_nightly(remote, store, registry, options=OPTIONS, base=base)
+
+    assert outcome.status == "candidate", outcome.reason
+    assert registry.serving() is None
+    [kept] = registry.versions()
+    assert kept.status is AdapterStatus.CANDIDATE
+    assert "cannot be served" in kept.reason
+    assert "PARLEY_OPENAI_LORA" in kept.reason
+    listed = ModelVersions(registry, store).versions()  # what /admin versions shows
+    assert "cannot be served" in listed
+    store.dispose()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,7 @@ from core.feedback_data import FeedbackSource
 from core.privacy import Person
 from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, new_adapter_id
 from core.types import utcnow
+from workers.vllm_lora import promotion_blocker
 
 if TYPE_CHECKING:
     from workers.model import LoadedModel
@@ -205,26 +206,29 @@ def _run(
         "report": str(result.report_png) if result.report_png else None,
     }
     passed = result.status == "passed"
-    registry.add(
-        AdapterVersion(
-            id=version_id,
-            base_model=model.source.version,
-            path=str(result.adapter_path),
-            parent=serving.id if serving is not None else None,
-            status=AdapterStatus.CANDIDATE if passed else AdapterStatus.REJECTED,
-            reason=result.reason,
-            window_since=since,
-            window_until=until,
-            figures=figures,
-        )
+    version = AdapterVersion(
+        id=version_id,
+        base_model=model.source.version,
+        path=str(result.adapter_path),
+        parent=serving.id if serving is not None else None,
+        status=AdapterStatus.CANDIDATE if passed else AdapterStatus.REJECTED,
+        reason=result.reason,
+        window_since=since,
+        window_until=until,
+        figures=figures,
     )
+    # A remote engine may be unable to serve what was trained: /admin versions says why.
+    blocker = promotion_blocker(settings, version) if passed else None
+    if blocker is not None:
+        version = replace(version, reason=f"{result.reason}; cannot be served: {blocker}")
+    registry.add(version)
     status: NightlyStatus = "rejected"
-    if passed and settings.fine_tuning.auto_promote:
+    if passed and blocker is None and settings.fine_tuning.auto_promote:
         registry.promote(version_id, f"passed the gate: {result.reason}")
         status = "promoted"
     elif passed:
         status = "candidate"
-    outcome = NightlyOutcome(status, result.reason, since, until, version_id, run_dir, figures)
+    outcome = NightlyOutcome(status, version.reason, since, until, version_id, run_dir, figures)
     _record(runs, outcome)
     log.info("%s", outcome.summary())
     return outcome

@@ -127,6 +127,8 @@ class RemoteGenerator:
 
     def __init__(self, settings: Settings) -> None:
         self._model = settings.llm.name
+        if settings.llm.engine == "openai":
+            self._model = f"{settings.openai.model or 'the model'} at {settings.openai.base_url}"
 
     @property
     def model_version(self) -> str:
