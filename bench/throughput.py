@@ -1,7 +1,8 @@
 """Benchmark of concurrent answers: continuous batching against one request at a time.
 
-For each concurrency N, N distinct chat prompts are submitted at once to
-:class:`workers.batching.BatchedGenerator` in this process. The baseline, in the same run,
+For each concurrency N, N distinct chat prompts are submitted at once to the generator the
+wiring serves (``config.wiring.build_generator``: :class:`workers.batching.BatchedGenerator`)
+in this process. The baseline, in the same run,
 answers the same requests one after another with plain ``model.generate``, so that the i-th
 request's times include waiting for the earlier ones (the longest baseline is run once and
 its first N requests give each smaller N). Prints aggregate tokens/s, p50/p95 time to first
@@ -11,7 +12,7 @@ By default every answer is exactly --max-new-tokens long (stop tokens are ignore
 baseline is held to the same length with ``min_new_tokens``), so both modes do the same
 work; --natural-length lets answers stop where the model ends them.
 
-Usage::
+Usage (the project installed, e.g. by ``make setup``; from the repository's root)::
 
     PARLEY_MODEL_CACHE_DIR=.cache/models python bench/throughput.py   # about 5 minutes, 2 cores
     python bench/throughput.py --concurrency 1 4 --max-new-tokens 32
@@ -40,17 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from pydantic import SecretStr
 
-from pydantic import SecretStr  # noqa: E402
-
-from config import Settings, load_settings  # noqa: E402
-from core.generator import FinishReason, GenerationRequest, GenerationResult  # noqa: E402
-from core.streaming import Streamed  # noqa: E402
-from core.types import ChatTurn, Message, ReplyKind, Role, UserRef  # noqa: E402
-from workers.batching import BatchedGenerator  # noqa: E402
-from workers.model import LoadedModel, load_model, load_tokenizer  # noqa: E402
+from config import Settings, load_settings
+from config.wiring import build_generator
+from core.generator import FinishReason, GenerationRequest, GenerationResult
+from core.streaming import Streamed
+from core.types import ChatTurn, Message, ReplyKind, Role, UserRef
+from workers.batching import BatchedGenerator
+from workers.model import LoadedModel, load_tokenizer
 
 TOPICS = (
     "a team offsite",
@@ -219,6 +218,8 @@ def measure_sequential(
 
 
 WORKER = (sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--without-gossip")
+ROOT = Path(__file__).resolve().parent.parent
+"""The worker runs here, so that ``python -m`` finds ``bench.throughput:worker_generator``."""
 
 
 def worker_generator(settings: Settings) -> BatchedGenerator:
@@ -266,7 +267,7 @@ class ScaledDeployment:
                 stdout=subprocess.DEVNULL,
             )
         )
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
+        env = dict(os.environ, PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
         for name, value in self.settings.model_dump().items():
             if value is not None:
                 secret = getattr(value, "get_secret_value", None)
@@ -342,10 +343,12 @@ async def main(args: argparse.Namespace) -> None:
     if args.max_batch_size is not None:
         overrides["max_batch_size"] = args.max_batch_size
     settings = load_settings(**overrides)
-    loaded = load_model(settings)
-    batched = BatchedGenerator(loaded, settings)
+    batched = build_generator(settings)  # what the embedded deployment serves
+    if not isinstance(batched, BatchedGenerator):
+        raise SystemExit("PARLEY_GENERATOR replaces the served generator: unset it to benchmark")
+    loaded = batched.loaded
     stop_ids = batched.stop_token_ids
-    if not args.natural_length:
+    if not args.natural_length:  # the same engine over the same model, without stop tokens
         batched.close()
         batched = BatchedGenerator(loaded, settings, stop_token_ids=())
     largest = max(args.concurrency)
