@@ -145,7 +145,7 @@ class BatchedGenerator:
 
     async def _stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        job = _Job(request, asyncio.get_running_loop(), queue)
+        job = _Job(request, asyncio.get_running_loop(), queue, self._engine.outbox)
         self._engine.submit(job)
         try:
             while True:
@@ -170,6 +170,7 @@ class _Job:
         request: GenerationRequest,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[_Item],
+        outbox: _Outbox,
     ) -> None:
         self.request = request
         self.prompt_ids: list[int] | None = None
@@ -177,15 +178,11 @@ class _Job:
         self.done = False
         self.loop = loop
         self.queue = queue
-        self.outbox: _Outbox | None = None
+        self._outbox = outbox
 
     def send(self, item: _Item) -> None:
-        """Hand ``item`` to the caller's loop: with the step's other items if an engine
-        collects them, else at once."""
-        if self.outbox is not None:
-            self.outbox.put(self, item)
-        else:
-            _Outbox.deliver(self.loop, [(self, item)])
+        """Hand ``item`` to the caller's loop, with the rest of the engine's step."""
+        self._outbox.put(self, item)
 
     def finish(self, item: GenerationResult | GenerationError) -> None:
         """Send the result or the error that ends the stream, once."""
@@ -211,15 +208,11 @@ class _Outbox:
         """Wake each loop that has items waiting, once."""
         items, self._items = self._items, {}
         for loop, pairs in items.items():
-            self.deliver(loop, pairs)
-
-    @staticmethod
-    def deliver(loop: asyncio.AbstractEventLoop, pairs: list[tuple[_Job, _Item]]) -> None:
-        try:
-            loop.call_soon_threadsafe(_put_all, pairs)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            for job, _ in pairs:
-                job.cancelled.set()
+            try:
+                loop.call_soon_threadsafe(_put_all, pairs)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                for job, _ in pairs:
+                    job.cancelled.set()
 
 
 def _put_all(pairs: list[tuple[_Job, _Item]]) -> None:
@@ -291,14 +284,14 @@ class _Engine:
         self._reported_tokens = 0
         self._reported_peak = 0
         self._thread: threading.Thread | None = None
-        self._outbox = _Outbox()
+        self.outbox = _Outbox()
+        """What the engine thread sends its callers; flushed after every step."""
 
     def submit(self, job: _Job) -> None:
         with self._wake:
             if self._closing:
                 raise GenerationError("The model is shutting down; please try again.")
             self._ensure_thread()
-            job.outbox = self._outbox
             self._waiting.append(job)
             self._wake.notify()
 
@@ -359,7 +352,7 @@ class _Engine:
                     self._batch = None
                     self._fail([*jobs, *joining], exc)
                 finally:
-                    self._outbox.flush()
+                    self.outbox.flush()
         closed = GenerationError("The model was shut down before the answer was finished.")
         rows = self._batch.rows if self._batch else []
         self._batch = None
@@ -368,7 +361,7 @@ class _Engine:
             self._waiting.clear()
         for job in [row.job for row in rows] + waiting:
             job.finish(closed)
-        self._outbox.flush()
+        self.outbox.flush()
 
     def _next_joiners(self) -> list[_Job] | None:
         """Wait for work; take as many waiting requests as the batch has room for."""
@@ -396,6 +389,7 @@ class _Engine:
         before = len(self._batch.rows) if self._batch else 0
         if joining and (newcomers := self._prefill(joining)) is not None:
             self._batch = newcomers if self._batch is None else self._batch.merge(newcomers)
+        self.outbox.flush()  # newcomers' first tokens go now, not after the decode step
         if self._batch is not None:
             self._decode(self._batch)
         self._report(before, len(joining))
