@@ -6,7 +6,7 @@ two pictures), and, in the same process, the baseline: captum's ``LLMAttribution
 over the prompt's turns (fewer segments: the system turn is one), which re-runs the prompt
 once per answer token.
 
-Usage::
+Usage (the project installed, e.g. by ``make setup``)::
 
     python bench/explain.py              # 3 runs (about a minute on 2 cores)
     python bench/explain.py --runs 5 --skip-baseline
@@ -18,17 +18,13 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import load_settings  # noqa: E402
-from config.wiring import load_sentiment  # noqa: E402
-from core.context import ContextBuilder  # noqa: E402
-from core.types import ContextReport, Fact, Role, StoredMessage, UserProfile  # noqa: E402
-from workers.explain import ModelExplainer  # noqa: E402
-from workers.generation import TransformersGenerator  # noqa: E402
+from config import load_settings
+from config.wiring import load_sentiment
+from core.context import ContextBuilder
+from core.types import ContextReport, Fact, Role, StoredMessage, UserProfile
+from workers.explain import ModelExplainer
+from workers.model import HfTokenCounter, LoadedModel, load_model
 
 HISTORY = [
     StoredMessage(id=1, role=Role.USER, text="Hi! I'm planning a team offsite next month."),
@@ -51,11 +47,10 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def baseline(explainer_model: TransformersGenerator, report: ContextReport) -> float:
+def baseline(loaded: LoadedModel, report: ContextReport) -> float:
     """Captum's LLMAttribution with FeatureAblation over the prompt's turns."""
     from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
 
-    loaded = explainer_model.loaded
     turns = [t.as_dict() for t in report.turns]
     values = [t["content"] for t in turns]
     sentinel = "\x00{}\x00"
@@ -75,14 +70,13 @@ def baseline(explainer_model: TransformersGenerator, report: ContextReport) -> f
 
 def main(args: argparse.Namespace) -> None:
     settings = load_settings(temperature=0.0)
-    generator = TransformersGenerator.from_settings(settings)
+    loaded = load_model(settings)  # the explainer reads the served model's weights
+    tokens = HfTokenCounter(loaded.tokenizer)
     sentiment = load_sentiment(settings)
-    builder = ContextBuilder(
-        generator.tokens, settings.conversation.system_prompt, settings.prompt_budget
-    )
+    builder = ContextBuilder(tokens, settings.conversation.system_prompt, settings.prompt_budget)
     report = builder.build(history=HISTORY, text=QUESTION, speaker=None, profile=PROFILE)
     answer = StoredMessage(id=5, role=Role.ASSISTANT, text=ANSWER, context=report)
-    explainer = ModelExplainer(generator.loaded, sentiment)
+    explainer = ModelExplainer(loaded, sentiment)
     times = []
     for run in range(args.runs):
         log(f"/explain {run + 1}/{args.runs} …")
@@ -91,9 +85,9 @@ def main(args: argparse.Namespace) -> None:
         times.append(time.perf_counter() - started)
     segments = len([s for s in report.segments if s.included])
     print(
-        f"\nParley /explain benchmark: {generator.loaded.version} on {generator.loaded.device}, "
+        f"\nParley /explain benchmark: {loaded.version} on {loaded.device}, "
         f"{settings.llm.cpu_threads} thread(s), {report.prompt_tokens} prompt tokens, "
-        f"{segments} segments, {generator.tokens.count_text(ANSWER)} answer tokens"
+        f"{segments} segments, {tokens.count_text(ANSWER)} answer tokens"
     )
     print(
         f"{'full /explain (segments + mood + pictures), p50':<52} {statistics.median(times):.2f} s"
@@ -102,13 +96,12 @@ def main(args: argparse.Namespace) -> None:
     print(f"{'pictures attached':<52} {1 + len(explanation.more_pictures)}")
     if not args.skip_baseline:
         log("baseline: captum LLMAttribution, one prompt pass per answer token …")
-        slow = baseline(generator, report)
+        slow = baseline(loaded, report)
         ratio = slow / statistics.median(times)
         print(
             f"{'baseline: captum LLMAttribution over the turns':<52} {slow:.2f} s  "
             f"(Parley is {ratio:.1f}x faster)"
         )
-    generator.close()
 
 
 if __name__ == "__main__":

@@ -32,13 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import load_settings  # noqa: E402
-from workers.model import load_model  # noqa: E402
-from workers.training import TrainingOptions, run_fine_tune  # noqa: E402
-from workers.training.synthetic import signed_feedback  # noqa: E402
+from config import load_settings
+from workers.model import load_model
+from workers.training import TrainingOptions, run_fine_tune
+from workers.training.synthetic import signed_feedback
 
 
 def row(label: str, value: str) -> None:

@@ -14,11 +14,12 @@ beam size on the same clip, and the ``tesseract FILE stdout`` command on the sam
 ratio (Parley / baseline wall time) is what Parley's checks, decoding, limits and logging
 cost on top.
 
-Usage::
+Usage, from the repository's root (the project installed; the voice notes and pictures come
+from the test suite's ``tests/media_fixtures.py``, hence ``-m``)::
 
-    python bench/media.py                      # about a minute on 2 cores
-    python bench/media.py --threads 2 --repeats 3
-    PARLEY_WHISPER_MODEL=large-v3 python bench/media.py   # another model, where present
+    python -m bench.media                      # about a minute on 2 cores
+    python -m bench.media --threads 2 --repeats 3
+    PARLEY_WHISPER_MODEL=large-v3 python -m bench.media   # another model, where present
 """
 
 from __future__ import annotations
@@ -33,14 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import load_settings  # noqa: E402
-from config.settings import options_for  # noqa: E402
-from core.media import MediaKind  # noqa: E402
-from tests.media_fixtures import blank_picture, picture_with_text, speech  # noqa: E402
-from workers.media import (  # noqa: E402
+from config import load_settings
+from config.settings import options_for
+from core.media import MediaKind
+from tests.media_fixtures import blank_picture, picture_with_text, speech
+from workers.media import (
     MediaOptions,
     read_media,
     resolve_whisper,

@@ -16,12 +16,8 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from workers.sentiment import (  # noqa: E402
+from workers.sentiment import (
     TransformerSentimentClassifier,
     load_corpus,
     split_corpus,

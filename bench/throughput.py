@@ -1,23 +1,24 @@
 """Benchmark of concurrent answers: continuous batching against one request at a time.
 
-For each concurrency N, N distinct chat prompts are submitted at once to
-:class:`workers.batching.BatchedGenerator` in this process. The baseline, in the same run,
-answers the same requests one after another with plain ``model.generate``, so that the i-th
-request's times include waiting for the earlier ones (the longest baseline is run once and
-its first N requests give each smaller N). Prints aggregate tokens/s, p50/p95 time to first
+For each concurrency N, N distinct chat prompts are submitted at once to the generator the
+wiring serves (``config.wiring.build_generator``: :class:`workers.batching.BatchedGenerator`)
+in this process. The baseline, in the same run and right after, answers the same requests
+one after another with plain ``model.generate``, so that the i-th request's times include
+waiting for the earlier ones. Each N's modes run back to back, so that a machine whose load
+changes during the run weighs on them alike. Prints aggregate tokens/s, p50/p95 time to first
 token and to the full answer, and the ratios of the batched figures to the baseline's.
 
 By default every answer is exactly --max-new-tokens long (stop tokens are ignored, and the
 baseline is held to the same length with ``min_new_tokens``), so both modes do the same
 work; --natural-length lets answers stop where the model ends them.
 
-Usage::
+Usage (the project installed, e.g. by ``make setup``; from the repository's root)::
 
-    PARLEY_MODEL_CACHE_DIR=.cache/models python bench/throughput.py   # about 5 minutes, 2 cores
+    PARLEY_MODEL_CACHE_DIR=.cache/models python bench/throughput.py   # ~10 minutes, 2 idle cores
     python bench/throughput.py --concurrency 1 4 --max-new-tokens 32
     python bench/throughput.py --temperature 0.3 --natural-length
 
-The same requests then go through the scaled deployment (``celery`` rows): this process
+The same requests also go through the scaled deployment (``celery`` rows): this process
 accepts each as a message (stored with its answer job), a Celery worker process on a Redis
 server of the benchmark's own answers them with the same batching, and the answers stream
 back through Redis. ``--no-celery`` skips those rows.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -44,17 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from pydantic import SecretStr
 
-from pydantic import SecretStr  # noqa: E402
-
-from config import Settings, load_settings  # noqa: E402
-from core.generator import FinishReason, GenerationRequest, GenerationResult  # noqa: E402
-from core.streaming import Streamed  # noqa: E402
-from core.types import ChatTurn, Message, ReplyKind, Role, UserRef  # noqa: E402
-from workers.batching import BatchedGenerator  # noqa: E402
-from workers.model import LoadedModel, load_model, load_tokenizer  # noqa: E402
+from config import Settings, load_settings
+from config.wiring import build_generator
+from core.generator import FinishReason, GenerationRequest, GenerationResult
+from core.streaming import Streamed
+from core.types import ChatTurn, Message, ReplyKind, Role, UserRef
+from workers.batching import BatchedGenerator
+from workers.model import LoadedModel, load_tokenizer
 
 TOPICS = (
     "a team offsite",
@@ -227,6 +227,8 @@ def measure_sequential(
 
 
 WORKER = (sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--without-gossip")
+ROOT = Path(__file__).resolve().parent.parent
+"""The worker runs here, so that ``python -m`` finds ``bench.throughput:worker_generator``."""
 
 
 def worker_generator(settings: Settings) -> BatchedGenerator:
@@ -273,7 +275,7 @@ class ScaledDeployment:
                 stdout=subprocess.DEVNULL,
             )
         )
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
+        env = dict(os.environ, PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
         env.update(self.settings.environment())
         log_path = self.folder / "worker.log"
         self.processes.append(
@@ -344,36 +346,42 @@ async def main(args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {"temperature": args.temperature}
     if args.max_batch_size is not None:
         overrides["max_batch_size"] = args.max_batch_size
-    settings = load_settings(**overrides)
-    loaded = load_model(settings)
-    batched = BatchedGenerator(loaded, settings)
+    # Slow answers on a busy machine must not be cut short: the baseline has no time limit.
+    settings = load_settings(answer_time_limit_s=3600.0, **overrides)
+    batched = build_generator(settings)  # what the embedded deployment serves
+    if not isinstance(batched, BatchedGenerator):
+        raise SystemExit("PARLEY_GENERATOR replaces the served generator: unset it to benchmark")
+    loaded = batched.loaded
     stop_ids = batched.stop_token_ids
-    if not args.natural_length:
+    if not args.natural_length:  # the same engine over the same model, without stop tokens
         batched.close()
         batched = BatchedGenerator(loaded, settings, stop_token_ids=())
-    largest = max(args.concurrency)
-    requests = make_requests(settings, largest, args.max_new_tokens)
+    requests = make_requests(settings, max(args.concurrency), args.max_new_tokens)
 
-    log("warming up …")
-    await measure_submit("warm-up", in_process(batched), make_requests(settings, 2, 4))
-    measure_sequential(loaded, settings, requests[:1], stop_ids, args.natural_length)
-
-    runs: list[Run] = []
-    for n in sorted(args.concurrency):
-        log(f"batched, {n} at once …")
-        runs.append(await measure_submit("batched", in_process(batched), requests[:n]))
-    peak = batched.stats.peak_batch
-    batched.close()
-    if args.celery:
-        with ScaledDeployment(settings, args) as scaled:
+    with contextlib.ExitStack() as stack:
+        scaled = None
+        if args.celery:
+            scaled = stack.enter_context(ScaledDeployment(settings, args))
             log("through Celery: warming up the worker …")
             await measure_submit("warm-up", scaled.submit, requests[:1])
-            for n in sorted(args.concurrency):
+        log("warming up …")
+        await measure_submit("warm-up", in_process(batched), make_requests(settings, 2, 4))
+        measure_sequential(loaded, settings, requests[:1], stop_ids, args.natural_length)
+        runs: list[Run] = []
+        baselines: dict[int, Run] = {}
+        for n in sorted(args.concurrency):  # each N's modes back to back: alike in load
+            log(f"batched, {n} at once …")
+            runs.append(await measure_submit("batched", in_process(batched), requests[:n]))
+            if scaled is not None:
                 log(f"through Celery, {n} at once …")
                 runs.append(await measure_submit("celery", scaled.submit, requests[:n]))
-    log(f"baseline: {largest} answers one at a time with plain model.generate …")
-    sequential = measure_sequential(loaded, settings, requests, stop_ids, args.natural_length)
-    baselines = {n: Run("one at a time", n, sequential[:n]) for n in args.concurrency}
+            log(f"baseline: {n} answers one at a time with plain model.generate …")
+            sequential = measure_sequential(
+                loaded, settings, requests[:n], stop_ids, args.natural_length
+            )
+            baselines[n] = Run("one at a time", n, sequential)
+        peak = batched.stats.peak_batch
+        batched.close()
 
     dtype = str(loaded.dtype).removeprefix("torch.")
     length = "answers end where the model stops" if args.natural_length else "stop tokens ignored"

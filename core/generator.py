@@ -1,8 +1,9 @@
 """The language model as the core sees it: a tokenizer to measure prompts, a generator to answer.
 
-Two contracts and their in-memory fakes. The real implementations live in
-:mod:`workers.generation` (Hugging Face transformers, in-process or behind Celery);
-the fakes here answer instantly and deterministically, for tests.
+Two contracts and their in-memory fakes. The real implementations live in ``workers/``:
+:class:`workers.batching.BatchedGenerator` (Hugging Face transformers, continuous batching,
+in-process or behind Celery) and :class:`workers.model.HfTokenCounter`; the fakes here
+answer instantly and deterministically, for tests.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Continuous batching with the real packaged model: the same answers, served together.
 
-Every answer is checked against :class:`TransformersGenerator` answering the same prompt
-alone (greedy, same settings), so padding, merging and trimming the batch must not change
-a single token.
+Every answer is checked against plain ``model.generate`` answering the same prompt alone
+(greedy, same settings), so padding, merging and trimming the batch must not change a
+single token.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from core.errors import GenerationError
 from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.streaming import Streamed
 from core.types import ChatTurn, Role
+from tests.model_fixtures import plain_generate
 from workers import batching
 from workers.batching import BatchedGenerator
 from workers.detokenizer import Detokenizer
-from workers.generation import TransformersGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -73,18 +73,14 @@ async def answer(
 
 
 @pytest.fixture(scope="module")
-def references(generator: TransformersGenerator) -> list[GenerationResult]:
-    """Each case answered alone by the one-at-a-time generator."""
-
-    async def run() -> list[GenerationResult]:
-        return [await generator.generate(request(i)).collect() for i in range(len(CASES))]
-
-    return asyncio.run(run())
+def references(generator: BatchedGenerator, test_settings: Settings) -> list[GenerationResult]:
+    """Each case answered alone by plain ``model.generate``."""
+    return [plain_generate(generator.loaded, test_settings, request(i)) for i in range(len(CASES))]
 
 
 @pytest.fixture
 def make_batched(
-    generator: TransformersGenerator, test_settings: Settings
+    generator: BatchedGenerator, test_settings: Settings
 ) -> Iterator[Callable[..., BatchedGenerator]]:
     """Batched generators over the session's model, with settings changed as asked."""
     made: list[BatchedGenerator] = []
@@ -217,7 +213,7 @@ class FlakyModel:
 
 async def test_a_failing_step_fails_its_answers_and_the_engine_goes_on(
     make_batched: Callable[..., BatchedGenerator],
-    generator: TransformersGenerator,
+    generator: BatchedGenerator,
     references: list[GenerationResult],
 ) -> None:
     flaky = FlakyModel(generator.loaded.model)
@@ -235,7 +231,7 @@ async def test_a_failing_step_fails_its_answers_and_the_engine_goes_on(
 
 async def test_a_failing_prefill_fails_only_the_newcomers(
     make_batched: Callable[..., BatchedGenerator],
-    generator: TransformersGenerator,
+    generator: BatchedGenerator,
     references: list[GenerationResult],
 ) -> None:
     flaky = FlakyModel(generator.loaded.model)
@@ -296,7 +292,7 @@ async def test_closing_fails_unfinished_answers_and_refuses_new_ones(
         await batched.generate(request(2)).collect()
 
 
-def test_streamed_text_never_splits_a_character(generator: TransformersGenerator) -> None:
+def test_streamed_text_never_splits_a_character(generator: BatchedGenerator) -> None:
     tokenizer = generator.loaded.tokenizer
     text = "日本語 😀 ok\nnext: ünï ✓"
     detokenizer = Detokenizer(tokenizer)

@@ -9,8 +9,8 @@ from core.memory import MemoryStore
 from core.sentiment import LexiconSentimentClassifier
 from core.types import Fact, Role, StoredMessage, UserProfile
 from tests.factories import make_message, make_service
+from workers.batching import BatchedGenerator
 from workers.explain import ModelExplainer, SegmentShare, attribute_segments, segments_heatmap
-from workers.generation import TransformersGenerator
 
 PNG = b"\x89PNG\r\n\x1a\n"
 HISTORY = [
@@ -41,7 +41,7 @@ def test_heatmap_is_a_png() -> None:
     ],
 )
 def test_an_answer_that_repeats_a_profile_fact_is_attributed_to_it(
-    generator: TransformersGenerator, answer: str, expected_top: str
+    generator: BatchedGenerator, answer: str, expected_top: str
 ) -> None:
     builder = ContextBuilder(generator.tokens, "You are a helpful assistant.", 1500)
     report = builder.build(
@@ -56,7 +56,7 @@ def test_an_answer_that_repeats_a_profile_fact_is_attributed_to_it(
 
 
 @pytest.mark.slow
-async def test_explain_command_with_the_model_explainer(generator: TransformersGenerator) -> None:
+async def test_explain_command_with_the_model_explainer(generator: BatchedGenerator) -> None:
     store = MemoryStore()
     # The echo generator answers instantly; the real model explains that answer.
     explainer = ModelExplainer(generator.loaded, LexiconSentimentClassifier())

@@ -20,7 +20,6 @@ from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterVersion, MemoryRegistry
 from core.types import ChatTurn, Role
 from workers.batching import BatchedGenerator
-from workers.generation import TransformersGenerator
 from workers.lora import VersionWatcher
 from workers.model import LoadedModel, load_model
 
@@ -66,7 +65,7 @@ def batched(loaded: LoadedModel, test_settings: Settings) -> Iterator[BatchedGen
     made.close()
 
 
-def ask(generator: BatchedGenerator | TransformersGenerator) -> GenerationResult:
+def ask(generator: BatchedGenerator) -> GenerationResult:
     return asyncio.run(generator.generate(QUESTION).collect())
 
 
@@ -115,18 +114,14 @@ def test_answers_running_at_a_switch_finish_on_the_version_they_started_with(
     assert after.model_version.endswith("+ft-1")
 
 
-def test_the_one_at_a_time_generator_switches_too(
-    loaded: LoadedModel, test_settings: Settings, adapter_dir: Path
+def test_switching_to_an_adapter_and_back_to_the_base_model(
+    batched: BatchedGenerator, adapter_dir: Path
 ) -> None:
-    generator = TransformersGenerator(loaded, test_settings)
-    try:
-        base = ask(generator)
-        generator.use_version(version(adapter_dir))
-        tuned = ask(generator)
-        generator.use_version(None)
-        again = ask(generator)
-    finally:
-        generator.close()
+    base = ask(batched)
+    batched.use_version(version(adapter_dir))
+    tuned = ask(batched)
+    batched.use_version(None)
+    again = ask(batched)
 
     assert tuned.model_version.endswith("+ft-1")
     assert tuned.text != base.text

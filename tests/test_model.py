@@ -13,7 +13,7 @@ from core.context import ContextBuilder
 from core.errors import ModelLoadError
 from core.generator import FinishReason, GenerationRequest
 from core.types import ChatTurn, Role, StoredMessage, UserProfile, UserRef
-from workers.generation import TransformersGenerator
+from workers.batching import BatchedGenerator
 from workers.model import load_model, resolve_source
 
 SYSTEM = ChatTurn(Role.SYSTEM, "You are a helpful assistant. Answer briefly.")
@@ -25,7 +25,7 @@ def ask(text: str) -> tuple[ChatTurn, ...]:
 
 @pytest.mark.slow
 async def test_answers_in_english_and_streams_the_same_text(
-    generator: TransformersGenerator,
+    generator: BatchedGenerator,
 ) -> None:
     stream = generator.generate(
         GenerationRequest(turns=ask("What is the capital of France?"), max_new_tokens=40)
@@ -43,7 +43,7 @@ async def test_answers_in_english_and_streams_the_same_text(
 
 
 @pytest.mark.slow
-async def test_stops_at_max_new_tokens(generator: TransformersGenerator) -> None:
+async def test_stops_at_max_new_tokens(generator: BatchedGenerator) -> None:
     request = GenerationRequest(turns=ask("Write a long story about a dragon."), max_new_tokens=8)
     result = await generator.generate(request).collect()
     assert result.finish_reason is FinishReason.LENGTH
@@ -52,9 +52,9 @@ async def test_stops_at_max_new_tokens(generator: TransformersGenerator) -> None
 
 @pytest.mark.slow
 async def test_time_limit_cuts_an_answer_short(
-    test_settings: Settings, generator: TransformersGenerator
+    test_settings: Settings, generator: BatchedGenerator
 ) -> None:
-    hurried = TransformersGenerator(
+    hurried = BatchedGenerator(
         generator.loaded, test_settings.model_copy(update={"answer_time_limit_s": 0.5})
     )
     try:
@@ -70,7 +70,7 @@ async def test_time_limit_cuts_an_answer_short(
 
 
 @pytest.mark.slow
-async def test_prompt_budget_holds_in_real_tokens(generator: TransformersGenerator) -> None:
+async def test_prompt_budget_holds_in_real_tokens(generator: BatchedGenerator) -> None:
     ada = UserRef("test", "u1", "Ada")
     history = [
         StoredMessage(
@@ -101,7 +101,7 @@ async def test_prompt_budget_holds_in_real_tokens(generator: TransformersGenerat
 
 @pytest.mark.slow
 def test_cached_model_loads_from_the_cache(
-    test_settings: Settings, generator: TransformersGenerator
+    test_settings: Settings, generator: BatchedGenerator
 ) -> None:
     again = load_model(test_settings)
     assert again.from_cache
@@ -135,13 +135,13 @@ def test_broken_model_folder_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_closing_a_stream_stops_the_model(generator: TransformersGenerator) -> None:
+async def test_closing_a_stream_stops_the_model(generator: BatchedGenerator) -> None:
     long = GenerationRequest(turns=ask("Write a long story about a dragon."), max_new_tokens=400)
     stream = generator.generate(long)
     await anext(stream)
     await stream.aclose()
-    # The model serves one answer at a time: the next one starts only once the first stopped.
-    # 400 more tokens would take about 30 s here; a stopped model answers within seconds.
+    # The closed answer leaves the batch at the next step instead of decoding 400 tokens
+    # (about 30 s here) beside the next one, which then answers within seconds.
     started = time.perf_counter()
     await generator.generate(GenerationRequest(turns=ask("Say hi."), max_new_tokens=4)).collect()
     assert time.perf_counter() - started < 10

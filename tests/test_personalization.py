@@ -10,7 +10,7 @@ from core.facts import MAX_LEARNED_FACTS, extract_facts, merge_facts
 from core.memory import MemoryStore
 from core.types import Fact, UserProfile
 from tests.factories import assemble_service, make_message, make_service, make_user
-from workers.generation import TransformersGenerator
+from workers.batching import BatchedGenerator
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ async def test_link_shares_one_profile_across_platforms() -> None:
     assert "Linked accounts: slack" in shown
 
 
-def _real_service(generator: TransformersGenerator) -> tuple[ConversationService, MemoryStore]:
+def _real_service(generator: BatchedGenerator) -> tuple[ConversationService, MemoryStore]:
     store = MemoryStore()
     options = ConversationOptions(
         system_prompt=DEFAULT_SYSTEM_PROMPT, prompt_budget=1500, max_new_tokens=160
@@ -123,7 +123,7 @@ def _real_service(generator: TransformersGenerator) -> tuple[ConversationService
 
 
 @pytest.mark.slow
-async def test_the_real_model_follows_the_profile(generator: TransformersGenerator) -> None:
+async def test_the_real_model_follows_the_profile(generator: BatchedGenerator) -> None:
     # Length is the preference the 135M model reliably follows (with the token cap behind it);
     # it does not reliably use a name or a fact from the prompt, so those are checked on the
     # prompt in the fast tests, not on the model's words here.

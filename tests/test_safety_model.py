@@ -12,7 +12,7 @@ from core.prompt_guard import PromptGuard
 from core.safety import Safety
 from core.types import ChatTurn, Role, UserProfile
 from tests.factories import assemble_service, make_message
-from workers.generation import TransformersGenerator
+from workers.batching import BatchedGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ ATTACKS = [
 
 
 async def test_no_answer_of_the_real_model_shows_the_canary(
-    generator: TransformersGenerator,
+    generator: BatchedGenerator,
 ) -> None:
     guard = PromptGuard()
     store = MemoryStore()
@@ -56,7 +56,7 @@ async def test_no_answer_of_the_real_model_shows_the_canary(
 
 
 def test_control_tokens_in_a_message_stay_text_for_the_real_tokenizer(
-    generator: TransformersGenerator,
+    generator: BatchedGenerator,
 ) -> None:
     tokenizer = generator.loaded.tokenizer
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")

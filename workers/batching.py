@@ -1,13 +1,16 @@
 """Answering many conversations at once over one model copy: continuous batching.
 
-:class:`BatchedGenerator` is a :class:`core.generator.Generator` like
-:class:`workers.generation.TransformersGenerator`, but one background engine thread decodes
+:class:`BatchedGenerator` is the :class:`core.generator.Generator` that Parley serves, in the
+embedded deployment and in the Celery workers alike: one background engine thread decodes
 every active answer in the same forward pass, so concurrent conversations share the model
-instead of queueing for it. A request joins the running batch at the next step: its prompt
-is prefilled (padded together with the other newcomers), then its key/value cache is
-left-padded to the batch's length and stacked under the others. An answer that ends (a stop
-token, its length, the time limit, or a caller that went away) leaves at once. At most
-``Settings.max_batch_size`` answers run together; later requests wait in order.
+instead of queueing for it, and a lone conversation streams as fast as plain
+``model.generate`` (``bench/embedded.py`` measures both in the same run).
+
+A request joins the running batch at the next step: its prompt is prefilled (padded together
+with the other newcomers), then its key/value cache is left-padded to the batch's length and
+stacked under the others. An answer that ends (a stop token, its length, the time limit, or
+a caller that went away) leaves at once. At most ``Settings.max_batch_size`` answers run
+together; later requests wait in order.
 
 Usage::
 
@@ -142,7 +145,7 @@ class BatchedGenerator:
 
     async def _stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        job = _Job(request, asyncio.get_running_loop(), queue)
+        job = _Job(request, asyncio.get_running_loop(), queue, self._engine.outbox)
         self._engine.submit(job)
         try:
             while True:
@@ -167,26 +170,55 @@ class _Job:
         request: GenerationRequest,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[_Item],
+        outbox: _Outbox,
     ) -> None:
         self.request = request
         self.prompt_ids: list[int] | None = None
         self.cancelled = threading.Event()
         self.done = False
-        self._loop = loop
-        self._queue = queue
+        self.loop = loop
+        self.queue = queue
+        self._outbox = outbox
 
     def send(self, item: _Item) -> None:
-        """Hand ``item`` to the caller's loop."""
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            self.cancelled.set()
+        """Hand ``item`` to the caller's loop, with the rest of the engine's step."""
+        self._outbox.put(self, item)
 
     def finish(self, item: GenerationResult | GenerationError) -> None:
         """Send the result or the error that ends the stream, once."""
         if not self.done:
             self.done = True
             self.send(item)
+
+
+class _Outbox:
+    """What a step produced for its callers, handed to each caller's loop in one wake-up.
+
+    Waking a loop writes to its self-pipe and makes its thread compete for the GIL; once per
+    step and loop instead of once per token keeps that off a batch's critical path.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[asyncio.AbstractEventLoop, list[tuple[_Job, _Item]]] = {}
+
+    def put(self, job: _Job, item: _Item) -> None:
+        self._items.setdefault(job.loop, []).append((job, item))
+
+    def flush(self) -> None:
+        """Wake each loop that has items waiting, once."""
+        items, self._items = self._items, {}
+        for loop, pairs in items.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, pairs)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                for job, _ in pairs:
+                    job.cancelled.set()
+
+
+def _put_all(pairs: list[tuple[_Job, _Item]]) -> None:
+    """On the caller's loop: queue each item for its reader."""
+    for job, item in pairs:
+        job.queue.put_nowait(item)
 
 
 class _Row:
@@ -252,6 +284,8 @@ class _Engine:
         self._reported_tokens = 0
         self._reported_peak = 0
         self._thread: threading.Thread | None = None
+        self.outbox = _Outbox()
+        """What the engine thread sends its callers; flushed after every step."""
 
     def submit(self, job: _Job) -> None:
         with self._wake:
@@ -298,6 +332,10 @@ class _Engine:
     def _serve(self) -> None:
         import torch
 
+        if self._device == "cpu":
+            # Intra-op threads are set per thread: this one's must not depend on which thread
+            # last called set_num_threads (the sentiment classifier sets its own, say).
+            torch.set_num_threads(self._settings.llm.cpu_threads)
         with torch.inference_mode():
             while True:
                 joining: list[_Job] = []
@@ -313,6 +351,8 @@ class _Engine:
                     jobs = [row.job for row in self._batch.rows] if self._batch else []
                     self._batch = None
                     self._fail([*jobs, *joining], exc)
+                finally:
+                    self.outbox.flush()
         closed = GenerationError("The model was shut down before the answer was finished.")
         rows = self._batch.rows if self._batch else []
         self._batch = None
@@ -321,6 +361,7 @@ class _Engine:
             self._waiting.clear()
         for job in [row.job for row in rows] + waiting:
             job.finish(closed)
+        self.outbox.flush()
 
     def _next_joiners(self) -> list[_Job] | None:
         """Wait for work; take as many waiting requests as the batch has room for."""
@@ -350,6 +391,7 @@ class _Engine:
         before = len(self._batch.rows) if self._batch else 0
         if joining and (newcomers := self._prefill(joining)) is not None:
             self._batch = newcomers if self._batch is None else self._batch.merge(newcomers)
+        self.outbox.flush()  # newcomers' first tokens go now, not after the decode step
         if self._batch is not None:
             self._decode(self._batch)
         self._report(before, len(joining))
