@@ -92,6 +92,8 @@ class Parley:
     """What follows the registry's promotions and rollbacks, if anything."""
     retention: Retention | None = None
     """The embedded deployment's in-process purge of old conversations."""
+    explainer: Explainer | None = None
+    """What /explain attributes answers with, where this process has model weights for it."""
     inbox: Inbox = field(init=False)
     """Where the platform adapters hand incoming events (claims and deliveries in the store)."""
 
@@ -413,6 +415,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
         model=generator,
         watcher=watcher,
         retention=retention,
+        explainer=explainer,
     )
 
 

@@ -215,8 +215,8 @@ async def test_a_429_is_retried_after_what_retry_after_says(
 async def test_telegram_answers_through_the_server(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:
-    from tests.fakes.telegram_server import ADA, FakeTelegram, callback_query, private_message
-    from tests.test_telegram import button_data, running, with_buttons
+    from tests.fakes.telegram import ADA, FakeTelegram, callback_query, private_message
+    from tests.telegram_fixtures import button_data, running, with_buttons
 
     parley = build_embedded(engine_settings(llama_server.base_url, tmp_path))
     chat = ADA["id"]
@@ -249,13 +249,13 @@ async def test_slack_answers_through_the_server(llama_server: LlamaServer, tmp_p
     from starlette.applications import Starlette
 
     from bots.slack import build_slack
-    from tests.fakes.slack_server import TEAM, FakeSlack, SlackSender, dm
-    from tests.test_slack import GOOD, SECRET, settings_for
+    from tests.fakes.slack import TEAM, FakeSlack, SlackSender, dm
+    from tests.slack_fixtures import GOOD, SECRET, settings_for
 
     parley = build_embedded(engine_settings(llama_server.base_url, tmp_path))
     try:
         async with FakeSlack() as slack:
-            adapter = build_slack(parley.service, settings_for(slack), edit_interval=0.05)
+            adapter = build_slack(parley.inbox, settings_for(slack), edit_interval=0.05)
             sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SECRET)
             assert (await sender.event(dm("What is the capital of France?"))).status_code == 200
             await adapter.drain()
@@ -290,7 +290,7 @@ async def test_explain_attributes_with_local_weights_loaded_on_first_use(
     )
     parley = build_embedded(settings)
     try:
-        explainer = parley.service._answers._explainer
+        explainer = parley.explainer
         assert isinstance(explainer, LazyModelExplainer)
         _, reply = await say(parley, "What is the capital of France?")
         assert reply.kind is ReplyKind.ANSWER
