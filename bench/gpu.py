@@ -45,6 +45,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Siblings in bench/, which ``python bench/gpu.py`` puts on the module path.
+from measuring import Timing, in_process, log, pct, time_answers  # noqa: E402
+from skeleton import export_skeleton, random_init  # noqa: E402
+
 from config import Settings, load_settings  # noqa: E402
 from core.generator import GenerationRequest  # noqa: E402
 from core.registry import AdapterVersion  # noqa: E402
@@ -61,22 +65,6 @@ CPU_LORA_S_PER_STEP = 7.0
 """LoRA r=8 on q/k/v/o, batch 8 x 128 tokens, on this project's 2-core CPUs (ASSETS.md)."""
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    first_s: float
-    total_s: float
-    tokens: int
-
-
 @dataclass(frozen=True, slots=True)
 class Row:
     mode: str
@@ -86,7 +74,7 @@ class Row:
     def line(self) -> str:
         tokens = sum(t.tokens for t in self.timings)
         speed = tokens / max(t.total_s for t in self.timings)
-        first = [t.first_s for t in self.timings]
+        first = [t.first_token_s for t in self.timings]
         full = [t.total_s for t in self.timings]
         return (
             f"{self.mode:<34}{self.n:>5}{tokens:>8}{speed:>9.1f}"
@@ -109,53 +97,9 @@ def requests(settings: Settings, count: int, max_new: int) -> list[GenerationReq
     ]
 
 
-def export_skeleton(target: Path) -> None:
-    """Write the packaged model's config and tokenizer (no weights) for ``--random-init``."""
-    from transformers import AutoConfig
-
-    from workers.model import load_tokenizer
-
-    settings = load_settings()
-    tokens = load_tokenizer(settings)
-    target.mkdir(parents=True, exist_ok=True)
-    tokens._tokenizer.save_pretrained(target)
-    from workers.model import _cache_folder, resolve_source
-
-    source = resolve_source(settings.llm.name)
-    cached = _cache_folder(source, settings.models_dir) if source.gguf_file else None
-    config = AutoConfig.from_pretrained(cached or source.location)
-    config.save_pretrained(target)
-    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
-    print(f"wrote {target} ({size:.1f} MB): carry it and pass --model {target} --random-init")
-
-
-def random_init(skeleton: Path, out: Path, dtype: str) -> Path:
-    """The skeleton's architecture with random weights, saved where load_model can load it."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(skeleton)
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(skeleton).save_pretrained(out)
-    return out
-
-
 async def batched_row(generator: Any, asked: Sequence[GenerationRequest]) -> Row:
     """Every request at once through the batching engine."""
-    started = time.perf_counter()
-
-    async def one(request: GenerationRequest) -> Timing:
-        stream = generator.generate(request)
-        first = None
-        async for _ in stream:
-            if first is None:
-                first = time.perf_counter() - started
-        total = time.perf_counter() - started
-        return Timing(first or total, total, stream.result.completion_tokens)
-
-    timings = await asyncio.gather(*(one(r) for r in asked))
+    timings = await time_answers(in_process(generator), asked)
     return Row("Parley batching engine", len(asked), timings)
 
 

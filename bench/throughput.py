@@ -18,10 +18,11 @@ Usage (the project installed, e.g. by ``make setup``; from the repository's root
     python bench/throughput.py --concurrency 1 4 --max-new-tokens 32
     python bench/throughput.py --temperature 0.3 --natural-length
 
-The same requests also go through the scaled deployment (``celery`` rows): this process
-accepts each as a message (stored with its answer job), a Celery worker process on a Redis
-server of the benchmark's own answers them with the same batching, and the answers stream
-back through Redis. ``--no-celery`` skips those rows.
+The same requests also go through the scaled deployment (``celery`` rows, run by
+``bench/scaled_deployment.py``): this process accepts each as a message (stored with its
+answer job), a Celery worker process on a Redis server of the benchmark's own answers them
+with the same batching, and the answers stream back through Redis. ``--no-celery`` skips
+those rows.
 
 ``--openai [URL]`` adds, in the same run, Parley's openai engine against the bare ``openai``
 client on one OpenAI-compatible server (by default a llama.cpp server started here on the
@@ -33,28 +34,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+# Siblings in bench/, which ``python bench/throughput.py`` puts first on the module path.
+from measuring import Submit, Timing, in_process, log, pct, time_answers
+from scaled_deployment import ScaledDeployment
 
 from config import Settings, load_settings
 from config.wiring import build_generator
-from core.generator import FinishReason, GenerationRequest, GenerationResult
-from core.streaming import Streamed
-from core.types import ChatTurn, Message, ReplyKind, Role, UserRef
+from core.generator import GenerationRequest
+from core.types import ChatTurn, Role
 from workers.batching import BatchedGenerator
-from workers.model import LoadedModel, load_tokenizer
+from workers.model import LoadedModel
 
 TOPICS = (
     "a team offsite",
@@ -72,18 +66,6 @@ QUESTIONS = (
     "What are the pros and cons of {}? Please keep it practical.",
     "Explain {} to a ten-year-old who asks a lot of questions.",
 )
-
-Submit = Callable[[GenerationRequest], Awaitable[Streamed[GenerationResult]]]
-"""Starts one answer and returns its stream: the in-process generator, or a remote worker."""
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """One answer, timed from the moment all N requests were submitted."""
-
-    first_token_s: float
-    total_s: float
-    tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +91,6 @@ class Run:
         return pct([t.total_s for t in self.timings], q)
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def make_requests(settings: Settings, count: int, max_new: int) -> list[GenerationRequest]:
     """``count`` distinct chat prompts (32 at most), each with the configured system prompt."""
     system = ChatTurn(Role.SYSTEM, settings.conversation.system_prompt)
@@ -139,27 +112,7 @@ def make_requests(settings: Settings, count: int, max_new: int) -> list[Generati
 
 async def measure_submit(mode: str, submit: Submit, requests: Sequence[GenerationRequest]) -> Run:
     """Submit every request at once through ``submit`` and time each answer's stream."""
-    started = time.perf_counter()
-
-    async def one(request: GenerationRequest) -> Timing:
-        stream = await submit(request)
-        first = None
-        async for _ in stream:
-            if first is None:
-                first = time.perf_counter() - started
-        total = time.perf_counter() - started
-        return Timing(total if first is None else first, total, stream.result.completion_tokens)
-
-    return Run(mode, len(requests), await asyncio.gather(*(one(r) for r in requests)))
-
-
-def in_process(generator: BatchedGenerator) -> Submit:
-    """``submit`` for the batched generator in this process."""
-
-    async def submit(request: GenerationRequest) -> Streamed[GenerationResult]:
-        return generator.generate(request)
-
-    return submit
+    return Run(mode, len(requests), await time_answers(submit, requests))
 
 
 def measure_sequential(
@@ -224,122 +177,6 @@ def measure_sequential(
         if (i + 1) % 8 == 0:
             log(f"  baseline: {i + 1}/{len(requests)} answers, {total:.0f} s")
     return timings
-
-
-WORKER = (sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--without-gossip")
-ROOT = Path(__file__).resolve().parent.parent
-"""The worker runs here, so that ``python -m`` finds ``bench.throughput:worker_generator``."""
-
-
-def worker_generator(settings: Settings) -> BatchedGenerator:
-    """``PARLEY_GENERATOR`` of the benchmark's Celery worker: answers of a fixed length."""
-    natural = os.environ.get("PARLEY_BENCH_NATURAL_LENGTH") == "1"
-    generator = BatchedGenerator.from_settings(settings)
-    if natural:
-        return generator
-    loaded = generator.loaded
-    generator.close()
-    return BatchedGenerator(loaded, settings, stop_token_ids=())
-
-
-class ScaledDeployment:
-    """The scaled deployment in this process tree: its own Redis server, a database, one
-    generation worker process (``celery worker -P threads``), and this process as the web
-    side, which accepts each request as a message and streams its answer back from Redis."""
-
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-        self.port = _free_port()
-        database = args.database_url or f"sqlite:///{self.folder / 'parley.db'}"
-        self.settings = settings.model_copy(
-            update={
-                "deployment": "scaled",
-                "database_url": SecretStr(database),
-                "redis_url": SecretStr(f"redis://127.0.0.1:{self.port}/0"),
-                "max_new_tokens": args.max_new_tokens,
-                "sentiment": False,
-                "data_dir": self.folder,
-                "generator": "bench.throughput:worker_generator",
-            }
-        )
-        self.natural = args.natural_length
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.chats = itertools.count()
-
-    def __enter__(self) -> ScaledDeployment:
-        from config.wiring import build_web
-
-        self.processes.append(
-            subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        env = dict(os.environ, PARLEY_BENCH_NATURAL_LENGTH="1" * self.natural)
-        env.update(self.settings.environment())
-        log_path = self.folder / "worker.log"
-        self.processes.append(
-            subprocess.Popen(
-                [*WORKER, "-Q", "generate", "-P", "threads", "-c", "32", "--loglevel", "INFO"],
-                env=env,
-                cwd=ROOT,
-                stdout=log_path.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        self.parley = build_web(self.settings)
-        self.tokens = load_tokenizer(self.settings)
-        deadline = time.monotonic() + 300
-        while "ready." not in log_path.read_text(errors="replace"):
-            if time.monotonic() > deadline or self.processes[-1].poll() is not None:
-                raise SystemExit(f"the Celery worker did not start; see {log_path}")
-            time.sleep(0.5)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.parley.close()
-        for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    async def submit(self, request: GenerationRequest) -> Streamed[GenerationResult]:
-        """Accept the request's question as a new private chat's message; stream its answer."""
-        chat = next(self.chats)
-        message = Message(
-            platform="bench",
-            chat=f"chat-{chat}",
-            user=UserRef("bench", f"person-{chat}"),
-            text=request.turns[-1].content,
-        )
-        service = self.parley.service
-        replies = service.reply(await service.accept(message))
-        tokens = self.tokens
-
-        async def answer() -> AsyncIterator[str | GenerationResult]:
-            async for delta in replies:
-                yield delta
-            reply = replies.result
-            # The fixed-length answer has exactly max_new_tokens; natural ones are re-counted.
-            count = tokens.count_text(reply.text) if self.natural else request.max_new_tokens
-            yield GenerationResult(
-                text=reply.text,
-                model_version=reply.model_version or "",
-                prompt_tokens=0,
-                completion_tokens=count if reply.kind is ReplyKind.ANSWER else 0,
-                finish_reason=FinishReason.LENGTH,
-            )
-
-        return Streamed(answer())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ from core.generator import FinishReason, GenerationRequest, GenerationResult
 from core.streaming import Streamed
 from core.types import ChatTurn, Role
 from tests.model_fixtures import plain_generate
-from workers import batching
+from workers import batch_engine
 from workers.batching import BatchedGenerator
 from workers.detokenizer import Detokenizer
 
@@ -184,7 +184,7 @@ async def test_newcomers_beyond_the_prefill_budget_join_at_later_steps(
     references: list[GenerationResult],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(batching, "PREFILL_TOKENS", 100)  # about one prompt per prefill
+    monkeypatch.setattr(batch_engine, "PREFILL_TOKENS", 100)  # about one prompt per prefill
     batched = make_batched()
     got = await asyncio.gather(*(answer(batched.generate(request(i))) for i in range(len(CASES))))
     for i, expected in enumerate(references):

@@ -133,7 +133,7 @@ def test_an_adapter_that_cannot_be_loaded_leaves_the_base_model_serving(
 ) -> None:
     base = ask(batched)
 
-    with caplog.at_level(logging.ERROR, logger="workers.batching"):
+    with caplog.at_level(logging.ERROR, logger="workers.batch_engine"):
         batched.use_version(version(tmp_path / "missing", "ft-gone"))
         after = ask(batched)
 
