@@ -260,7 +260,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"baseline: {speed:.1f}x and {p95:.2f} → {verdict}"
             )
     if args.openai is not None:
-        from bench.openai_overhead import run as openai_overhead
+        from openai_overhead import run as openai_overhead
 
         url = None if args.openai == "start" else args.openai
         await openai_overhead(url, args.openai_model, args.openai_rounds, args.max_new_tokens)
