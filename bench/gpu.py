@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The one bench script that edits the path: it runs on a lent GPU machine over a copy of the
+# working tree, where the project is not installed (its other benches import it installed).
 sys.path.insert(0, str(ROOT))
 
 # Siblings in bench/, which ``python bench/gpu.py`` puts on the module path.

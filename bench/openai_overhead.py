@@ -33,13 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean, median
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import Settings, load_settings  # noqa: E402
-from core.generator import GenerationRequest  # noqa: E402
-from core.types import ChatTurn, Role  # noqa: E402
-from workers.openai_engine import OpenAIGenerator, check_server  # noqa: E402
+from config import Settings, load_settings
+from core.generator import GenerationRequest
+from core.types import ChatTurn, Role
+from workers.openai_engine import OpenAIGenerator, check_server
 
 PROMPTS = (
     "Give me three tips about unit tests.",
