@@ -333,6 +333,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=0, ge=0, description="Delete conversations older than this; 0 keeps them."
     )
+    profile_version: bool = Field(
+        default=True,
+        description="Serve the packaged profile-following version of the packaged model "
+        "(registered at first start; off: never registered, and stops being served).",
+    )
 
     @field_validator(
         "telegram_allowed_users",

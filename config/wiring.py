@@ -39,6 +39,7 @@ from core.sentiment import SentimentClassifier
 from core.store import Store
 from core.versions import ModelVersions, register_admin
 from workers.explain import ModelExplainer
+from workers.packaged_version import ensure_packaged_version
 
 if TYPE_CHECKING:
     from workers.adapters import AdapterWatcher
@@ -297,7 +298,9 @@ def _service(
         privacy=Privacy(store, forgetters(settings, store, safety)),
         **parts,
     )
-    register_admin(service.admin, ModelVersions(open_registry(store), store))
+    registry = open_registry(store)
+    ensure_packaged_version(registry, settings)
+    register_admin(service.admin, ModelVersions(registry, store))
     return service
 
 
