@@ -1,6 +1,6 @@
 """The packaged profile version with the real model: it uses the profile on held-out people.
 
-A small sample of ``bench/profile.py``'s probes (held-out names, places and facts), answered
+A small sample of ``bench/personalization.py``'s probes (held-out names, places and facts), answered
 greedily by the served generation path, base then packaged version; the thresholds are the
 issue's targets. Then the console, as ``make chat`` runs it, with ``/profile name Aiyana``.
 """

@@ -24,7 +24,7 @@ from typing import Any
 
 from config.settings import Settings
 from core.errors import ModelLoadError
-from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion, RegistryError
+from core.registry import AdapterRegistry, AdapterStatus, AdapterVersion
 
 __all__ = ["PACKAGED_VERSION_ID", "ensure_packaged_version", "packaged_folder"]
 
@@ -43,6 +43,10 @@ def packaged_folder() -> Path:
 def _run_record(folder: Path) -> dict[str, Any]:
     run = folder / "parley_run.json"
     return dict(json.loads(run.read_text(encoding="utf-8"))) if run.is_file() else {}
+
+
+def _registered(registry: AdapterRegistry) -> bool:
+    return any(v.id == PACKAGED_VERSION_ID for v in registry.versions(limit=10_000))
 
 
 def ensure_packaged_version(
@@ -77,7 +81,7 @@ def ensure_packaged_version(
             base,
         )
         return None
-    if any(v.id == PACKAGED_VERSION_ID for v in registry.versions(limit=1000)):
+    if _registered(registry):
         return None
     target = settings.adapters_path / PACKAGED_VERSION_ID
     target.mkdir(parents=True, exist_ok=True)
@@ -99,8 +103,10 @@ def ensure_packaged_version(
     )
     try:
         registry.add(version)
-    except RegistryError:  # another process registered it meanwhile
-        return None
+    except Exception:
+        if _registered(registry):  # another process starting beside this one was first
+            return None
+        raise
     if registry.serving() is None:
         version = registry.promote(PACKAGED_VERSION_ID, "packaged: served from first start")
     log.info("Registered the packaged profile version %s (%s)", version.id, version.status)

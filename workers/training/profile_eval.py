@@ -1,6 +1,6 @@
 """Measuring profile following: held-out probes answered by the served path, and their rates.
 
-Used by ``bench/profile.py`` (base against the packaged version) and by the slow test of the
+Used by ``bench/personalization.py`` (base against the packaged version) and by the slow test of the
 packaged version. The probes come from :func:`workers.training.profile_data.eval_probes`
 (only evaluation pools); each prompt is built by Parley's prompt builder
 (:func:`workers.training.profile_data.prompt_for`) and answered greedily by

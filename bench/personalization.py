@@ -34,8 +34,8 @@ A bar chart of base against tuned per probe type is written to ``--chart``.
 
 Usage::
 
-    PARLEY_MODEL_CACHE_DIR=.cache/models python bench/profile.py            # ~10 min, 2 cores
-    python bench/profile.py --people 6 --chart /tmp/profile.png --json /tmp/profile.json
+    PARLEY_MODEL_CACHE_DIR=.cache/models python bench/personalization.py  # ~10 min, 2 cores
+    python bench/personalization.py --people 6 --chart /tmp/profile.png --json /tmp/profile.json
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(temperature=0.0)
     probes = eval_probes(args.people, args.seed)
     loaded = load_model(settings)
+    base_version = loaded.version
     generator = BatchedGenerator(loaded, settings)
     adapter = args.adapter or packaged_folder()
     tuned_version = AdapterVersion(
@@ -132,7 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         generator.close()
     base, tuned = results["base"], results["tuned"]
     met = verdicts(base, tuned)
-    print(f"Held-out probes: {len(probes)} from {args.people} people; model {loaded.version}")
+    print(f"Held-out probes: {len(probes)} from {args.people} people; model {base_version}")
     print(f"{'probe':<22} {'n':>4} {'base':>7} {'tuned':>7}  target")
     for key in base.rates:
         how, limit = TARGETS.get(key, ("", None))
@@ -188,7 +189,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--adapter", type=Path, default=None, help="default: the packaged one")
-    parser.add_argument("--chart", type=Path, default=Path("data/bench/profile.png"))
+    parser.add_argument("--chart", type=Path, default=Path("data/bench/personalization.png"))
     parser.add_argument("--json", type=Path, default=None)
     asyncio.run(run(parser.parse_args()))
 
