@@ -57,13 +57,18 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def save_fp16(adapter_dir: Path) -> None:
-    """Rewrite the adapter's weights in fp16 (half the size; merged at load in any dtype)."""
+def save_fp16(adapter_dir: Path, base_model: str) -> None:
+    """Rewrite the adapter's weights in fp16 (half the size; merged at load in any dtype),
+    naming its base by the ``PARLEY_MODEL`` setting rather than this machine's cache path."""
     from safetensors.torch import load_file, save_file
 
     weights = adapter_dir / "adapter_model.safetensors"
     tensors = {k: v.half().contiguous() for k, v in load_file(str(weights)).items()}
     save_file(tensors, str(weights), metadata={"format": "pt"})
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del model
         gc.collect()
         shutil.rmtree(ns.out / "work", ignore_errors=True)
-    save_fp16(adapter_dir)
+    save_fp16(adapter_dir, settings.model)
     counts_file = ns.data / "counts.json"
     record = {
         "created_at": datetime.now(UTC).isoformat(),
