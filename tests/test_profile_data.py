@@ -182,3 +182,21 @@ def test_the_command_writes_the_files(tmp_path: Path, monkeypatch: pytest.Monkey
         "eval.jsonl",
         "counts.json",
     }
+
+
+def test_the_style_stage_contrasts_length_and_tone_without_leaks(settings: Settings) -> None:
+    from workers.training.profile_data import style_rows
+
+    rows = style_rows(settings, WordTokenCounter(), people=40, chitchat_share=0.1, seed=1)
+    terms = eval_terms()
+    assert all(mentions(_text(row), terms) is None for row in rows)
+    kinds = [row["kind"] for row in rows]
+    assert kinds.count("length") >= 80
+    assert kinds.count("tone") >= 80
+    formal = [
+        row["completion"][0]["content"]
+        for row in rows
+        if row["kind"] == "tone" and "Use a formal tone." in row["prompt"][0]["content"]
+    ]
+    assert formal
+    assert not any(re.search(r"\b\w+'(m|re|s|ve|ll|d|t)\b", answer) for answer in formal)

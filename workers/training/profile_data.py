@@ -61,6 +61,7 @@ __all__ = [
     "mentions",
     "personas",
     "prompt_for",
+    "style_rows",
 ]
 
 
@@ -498,6 +499,72 @@ def build_rows(
     return rows
 
 
+def style_rows(
+    settings: Settings, tokens: TokenCounter, *, people: int, chitchat_share: float, seed: int
+) -> list[dict[str, Any]]:
+    """The second stage's rows (``--stage style``): contrasting pairs of the same question
+    for ``length short``/``detailed`` and ``tone formal``/``casual``, questions about Parley,
+    a frustrated person and indirect use of facts, with half of the recall and greeting rows
+    and a smaller share of chitchat (only training pools, like :func:`build_rows`)."""
+    from dataclasses import replace
+
+    from workers.training.regression import regression_set
+
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+
+    def add(probe: Probe, answer: str) -> None:
+        profile = probe.persona.profile(rng)
+        prompt = prompt_for(
+            settings, tokens, profile, probe.message, upset=probe.upset, canary=_canary(rng)
+        )
+        rows.append({"kind": probe.kind, "prompt": prompt, "completion": _assistant(answer)})
+
+    for persona in personas(TRAIN, people, seed):
+        for probe, answer in _examples(persona, TRAIN, rng):
+            if probe.kind in ("fact_use", "parley", "upset") or rng.random() < 0.5:
+                add(probe, answer)
+        topic = rng.choice(TRAIN.topics)
+        for length in ("short", "detailed"):
+            who = replace(persona, length=length, tone=None)
+            add(
+                Probe("length", who, topic.question, topic=topic.question),
+                _answer_topic(topic, who, rng),
+            )
+        topic = rng.choice(TRAIN.topics)
+        for tone in ("formal", "casual"):
+            who = replace(persona, tone=tone, length=None)
+            add(
+                Probe("tone", who, topic.question, topic=topic.question),
+                _answer_topic(topic, who, rng),
+            )
+        if rng.random() < 0.5:
+            add(
+                Probe("parley", persona, rng.choice(TRAIN.parley_questions)),
+                rng.choice(
+                    [a for a in _PARLEY_ANSWERS if persona.name or "{name}" not in a]
+                ).format(me="Parley", name=persona.name or ""),
+            )
+        if rng.random() < 0.3:
+            add(
+                Probe("upset", persona, rng.choice(TRAIN.upset), upset=True),
+                rng.choice(_UPSET_ANSWERS).format(help=rng.choice(_UPSET_HELP)),
+            )
+    held = {item.key for item in regression_set(256, 0)}
+    exchanges = _chitchat(held)
+    wanted = int(len(rows) * chitchat_share / (1.0 - chitchat_share))
+    terms = eval_terms()
+    for key, said, reply in rng.sample(exchanges, wanted):
+        if mentions(f"{said} {reply}", terms):
+            continue
+        prompt = prompt_for(settings, tokens, UserProfile(), said, canary=_canary(rng))
+        rows.append(
+            {"kind": "chitchat", "key": key, "prompt": prompt, "completion": _assistant(reply)}
+        )
+    rng.shuffle(rows)
+    return rows
+
+
 def held_out_rows(
     settings: Settings, tokens: TokenCounter, *, people: int, seed: int
 ) -> list[dict[str, Any]]:
@@ -574,13 +641,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=300, help="training personas")
     parser.add_argument("--chitchat-share", type=float, default=0.2)
     parser.add_argument("--eval-people", type=int, default=40, help="held-out personas")
+    parser.add_argument(
+        "--stage",
+        choices=("base", "style"),
+        default="base",
+        help="base: the first training's mix; style: the second's (see style_rows)",
+    )
     args = parser.parse_args(argv)
 
     from workers.model import load_tokenizer
 
     settings = Settings()
     tokens = load_tokenizer(settings)
-    rows = build_rows(
+    make = build_rows if args.stage == "base" else style_rows
+    rows = make(
         settings, tokens, people=args.people, chitchat_share=args.chitchat_share, seed=args.seed
     )
     probes = eval_probes(args.eval_people, args.seed)

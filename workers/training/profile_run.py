@@ -87,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--held-out", type=int, default=48, help="held-out rows to score")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--parent", type=Path, default=None, help="continue this adapter (its own LoRA shape)"
+    )
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = FeedbackDataset(sft=rows, eval_items=items, counts=counts)
     regression = regression_set(options.regression_size, options.regression_seed)
     ns.out.mkdir(parents=True, exist_ok=True)
-    model = prepare_model(base.model, options, None)
+    model = prepare_model(base.model, options, ns.parent)
     adapter_dir = ns.out / "adapter"
     try:
 
@@ -138,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
         reference = score(model, adapter=False)
-        before = figures(items, reference, reference)
+        policy = score(model, adapter=True) if ns.parent is not None else reference
+        before = figures(items, policy, reference)
         log.info("Before: %s", before.as_dict())
         training = train_adapter(model, base.tokenizer, data, options, ns.out / "work", base.device)
         after = figures(items, score(model, adapter=True), reference)
@@ -154,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "created_at": datetime.now(UTC).isoformat(),
         "base_model": base.version,
-        "parent_adapter": None,
+        "parent_adapter": str(ns.parent) if ns.parent is not None else None,
         "purpose": "profile-following: answers that use the person's profile",
         "data": json.loads(counts_file.read_text()) if counts_file.is_file() else {},
         "status": "passed" if gate.passed else "rejected",
