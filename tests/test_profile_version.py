@@ -1,6 +1,6 @@
 """The packaged profile version with the real model: it uses the profile on held-out people.
 
-A small sample of ``bench/personalization.py``'s probes (held-out names, places and facts), answered
+The benchmark's probes (held-out names, places and facts), answered
 greedily by the served generation path, base then packaged version; the thresholds are the
 issue's targets. Then the console, as ``make chat`` runs it, with ``/profile name Aiyana``.
 """
@@ -27,10 +27,13 @@ from workers.training.profile_eval import Results, answer_all, measure, regressi
 
 pytestmark = pytest.mark.slow
 
+PEOPLE = 12
+"""Held-out people: the benchmark's sample (128 probes, about 5 minutes on 2 cores)."""
+
 
 async def _measure(generator: BatchedGenerator, settings: Settings, people: int) -> Results:
     answers = await answer_all(
-        generator, settings, eval_probes(people, 1), 128, canary="PX-00112233AABB"
+        generator, settings, eval_probes(people, 0), 160, canary="PX-00112233AABB"
     )
     results = measure(answers)
     results.regression_nll = regression_nll(generator)
@@ -61,9 +64,9 @@ def test_the_packaged_version_meets_the_targets_on_held_out_people(tmp_path: Pat
 
     async def both() -> tuple[Results, Results]:
         await _serve(generator, None)
-        base = await _measure(generator, settings, 4)
+        base = await _measure(generator, settings, PEOPLE)
         await _serve(generator, version)
-        tuned = await _measure(generator, settings, 4)
+        tuned = await _measure(generator, settings, PEOPLE)
         return base, tuned
 
     try:
@@ -71,8 +74,9 @@ def test_the_packaged_version_meets_the_targets_on_held_out_people(tmp_path: Pat
     finally:
         generator.close()
     met = verdicts(base, tuned)
-    # Length compliance reached 0.75 of the 0.8 target in the benchmark (12 held-out people):
-    # the one target not met (docs/personalization.md); here it must at least beat the base.
+    # Length compliance reached 0.50-0.75 of the 0.8 target on these 12 held-out people
+    # (it moves with the canary): the one target not met (docs/personalization.md); here it
+    # must at least beat the base.
     length = met.pop("length")
     assert length or tuned.rates["length"] >= max(0.5, base.rates["length"]), tuned.rates
     assert all(met.values()), (met, tuned.rates, tuned.examples)
