@@ -311,6 +311,11 @@ class FineTuningSettings(Group):
         validation_alias="fine_tune_auto_promote",
         description="Serve a version that passes the gate at once; off: an operator promotes.",
     )
+    profile_version: bool = Field(
+        default=True,
+        description="Serve the packaged profile-following version of the packaged model "
+        "(registered at first start; off: never registered, and stops being served).",
+    )
 
 
 class AttachmentSettings(Group):

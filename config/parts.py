@@ -48,6 +48,7 @@ __all__ = [
     "load_sentiment",
     "open_registry",
     "open_store",
+    "open_versions",
     "watch_versions",
     "web_token_counter",
 ]
@@ -90,6 +91,16 @@ def open_store(settings: Settings) -> SqlStore:
 def open_registry(store: SqlStore) -> SqlRegistry:
     """The registry of fine-tuned versions, in the store's database."""
     return SqlRegistry(store.engine)
+
+
+def open_versions(settings: Settings, store: SqlStore) -> SqlRegistry:
+    """The registry of fine-tuned versions, the packaged profile version registered in it
+    at first start (:mod:`workers.packaged_version`; ``PARLEY_PROFILE_VERSION``)."""
+    from workers.packaged_version import ensure_packaged_version
+
+    registry = open_registry(store)
+    ensure_packaged_version(registry, settings)
+    return registry
 
 
 def watch_versions(

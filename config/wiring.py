@@ -30,6 +30,7 @@ from config.parts import (
     load_sentiment,
     open_registry,
     open_store,
+    open_versions,
     watch_versions,
     web_token_counter,
 )
@@ -152,7 +153,7 @@ def _service(
     """The conversation service, its commands (``/admin``'s included) registered first."""
     options = conversation_options(settings)
     admin = AdminCommands(safety.access, store)
-    register_admin(admin, ModelVersions(open_registry(store), store))
+    register_admin(admin, ModelVersions(open_versions(settings, store), store))
     commands = chat_commands(
         store=store,
         safety=safety,
@@ -259,6 +260,7 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     store = open_store(settings)
     generator = build_generator(settings)
     responder = _responder(settings, store, generator, generator.tokens, build_safety(settings))
+    open_versions(settings, store)  # a worker may start before any web process
     # It polls in a daemon thread, which goes with the worker process.
     watcher = watch_versions(settings, store, generator)
 

@@ -27,7 +27,8 @@ class TrainingOptions:
     (public Telegram users) is kept with probability ``untrusted_weight`` (0 excludes it,
     1 treats it like the rest; a seeded, deterministic subsample).
 
-    Training: LoRA ``lora_r``/``lora_alpha``/``lora_dropout`` on ``lora_targets``; KTO on
+    Training: LoRA ``lora_r``/``lora_alpha``/``lora_dropout`` on ``lora_targets`` (of the
+    ``lora_layers``, or of every layer); KTO on
     thumbs, then ``correction_method`` ("dpo" or "sft") on corrections; ``max_steps`` (per
     stage) overrides ``epochs`` when set.
 
@@ -43,6 +44,9 @@ class TrainingOptions:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lora_layers: tuple[int, ...] | None = None
+    """Only these decoder layers get LoRA (``None``: all). The top layers alone cost far
+    less to train: the backward pass stops at the lowest adapted layer."""
     # Optimisation
     learning_rate: float = 1e-4
     epochs: float = 1.0
@@ -75,6 +79,8 @@ class TrainingOptions:
             problems.append("lora_r and lora_alpha must be at least 1")
         if not self.lora_targets:
             problems.append("lora_targets must name at least one module")
+        if self.lora_layers is not None and (not self.lora_layers or min(self.lora_layers) < 0):
+            problems.append("lora_layers must name layers (>= 0), or be None for all")
         if not 0.0 <= self.lora_dropout < 1.0:
             problems.append("lora_dropout must be in [0, 1)")
         if self.learning_rate <= 0 or self.epochs <= 0:
@@ -108,4 +114,5 @@ class TrainingOptions:
         """A JSON-ready copy, as saved beside every adapter."""
         data = asdict(self)
         data["lora_targets"] = list(self.lora_targets)
+        data["lora_layers"] = list(self.lora_layers) if self.lora_layers is not None else None
         return data

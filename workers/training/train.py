@@ -91,6 +91,7 @@ def prepare_model(base_model: Any, options: TrainingOptions, parent: Path | None
         lora_alpha=options.lora_alpha,
         lora_dropout=options.lora_dropout,
         target_modules=list(options.lora_targets),
+        layers_to_transform=list(options.lora_layers) if options.lora_layers else None,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(work, config)
