@@ -32,7 +32,7 @@ def test_the_package_ships_the_version_with_its_run_record() -> None:
     for name in PACKAGED_FILES:
         assert (folder / name).is_file(), name
     run = json.loads((folder / "parley_run.json").read_text())
-    assert run["base_model"] == resolve_source(Settings(_env_file=None).model).version  # type: ignore[call-arg]
+    assert run["base_model"] == resolve_source(Settings(_env_file=None).llm.name).version  # type: ignore[call-arg]
     assert run["options"]["correction_method"] == "sft"
     # Small enough to ship: a LoRA in fp16.
     assert (folder / "adapter_model.safetensors").stat().st_size < 16 * 2**20
