@@ -3,7 +3,7 @@
 Used by ``bench/personalization.py`` (base against the packaged version) and by the slow test of the
 packaged version. The probes come from :func:`workers.training.profile_data.eval_probes`
 (only evaluation pools); each prompt is built by Parley's prompt builder
-(:func:`workers.training.profile_data.prompt_for`) and answered greedily by
+(:func:`workers.training.profile_prompt.prompt_for`) and answered greedily by
 :class:`workers.batching.BatchedGenerator`, all at once, with the responder's length rule
 (at most ``SHORT_ANSWER_TOKENS`` for "short" and for an upset person).
 
@@ -44,7 +44,8 @@ from core.types import ChatTurn, Role
 from workers.batching import BatchedGenerator
 from workers.training.evaluate import score_model
 from workers.training.options import TrainingOptions
-from workers.training.profile_data import Probe, prompt_for
+from workers.training.profile_probe import Probe
+from workers.training.profile_prompt import prompt_for
 from workers.training.regression import regression_set
 
 __all__ = [
