@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bots.console import PROMPT_BOT, run_console
+from tests.console_process import console_process
 from tests.factories import make_service, make_user
-from tests.model_fixtures import MODEL_CACHE, REPO
 
 
 async def chat(lines: list[str]) -> str:
@@ -45,24 +43,7 @@ async def test_end_of_input_ends_the_session() -> None:
 
 
 def _console(stdin: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **os.environ,
-        "PARLEY_DATA_DIR": str(tmp_path / "data"),
-        "PARLEY_MODEL_CACHE_DIR": str(MODEL_CACHE),
-        "PARLEY_TEMPERATURE": "0",
-        "PARLEY_MAX_NEW_TOKENS": "48",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bots.console", "--name", "Sam"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environment,
-        timeout=300,
-        check=False,
-    )
+    return console_process(stdin, tmp_path / "data", "--name", "Sam", **env)
 
 
 @pytest.mark.slow

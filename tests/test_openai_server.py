@@ -7,9 +7,7 @@ faults are real too: the server killed mid-answer, never started, too slow, rate
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,9 @@ from config.settings import Settings
 from config.wiring import Parley, build_embedded
 from core.responder import APOLOGY
 from core.types import ConversationKey, Message, Rating, Reply, ReplyKind, Role, UserRef
+from tests.console_process import console_process
 from tests.fakes.openai_server import RateLimitingProxy
 from tests.llama_server import ALIAS, LlamaServer, free_port
-from tests.model_fixtures import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -82,29 +80,18 @@ async def test_answers_stream_from_the_server_and_feedback_and_explain_work(
 
 
 def _console(stdin: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    environment.update(
-        {
-            "PYTHONPATH": str(REPO),
-            "PARLEY_DATA_DIR": str(tmp_path / "data"),
-            "PARLEY_TEMPERATURE": "0",
-            "PARLEY_MAX_NEW_TOKENS": "48",
-            "PARLEY_SENTIMENT": "false",
-            "PARLEY_MEDIA": "false",
-            "PARLEY_ENGINE": "openai",
-            "PARLEY_OPENAI_MODEL": ALIAS,
-            **env,
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "bots.console", "--name", "Sam"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environment,
-        timeout=300,
-        check=False,
+    """The console on the openai engine, with none of the caller's own settings."""
+    return console_process(
+        stdin,
+        tmp_path / "data",
+        "--name",
+        "Sam",
+        clean=True,
+        PARLEY_SENTIMENT="false",
+        PARLEY_MEDIA="false",
+        PARLEY_ENGINE="openai",
+        PARLEY_OPENAI_MODEL=ALIAS,
+        **env,
     )
 
 

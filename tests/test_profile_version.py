@@ -8,9 +8,6 @@ issue's targets. Then the console, as ``make chat`` runs it, with ``/profile nam
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,8 @@ import pytest
 from bots.console import PROMPT_BOT
 from config.settings import Settings
 from core.registry import AdapterVersion
-from tests.model_fixtures import MODEL_CACHE, REPO
+from tests.console_process import console_process
+from tests.model_fixtures import MODEL_CACHE
 from workers.batching import BatchedGenerator
 from workers.model import load_model
 from workers.packaged_version import PACKAGED_VERSION_ID, packaged_folder
@@ -83,23 +81,7 @@ def test_the_packaged_version_meets_the_targets_on_held_out_people(tmp_path: Pat
 
 
 def test_make_chat_knows_the_name_set_with_profile(tmp_path: Path) -> None:
-    environment = {
-        **os.environ,
-        "PARLEY_DATA_DIR": str(tmp_path / "data"),
-        "PARLEY_MODEL_CACHE_DIR": str(MODEL_CACHE),
-        "PARLEY_TEMPERATURE": "0",
-        "PARLEY_MAX_NEW_TOKENS": "48",
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "bots.console"],
-        input="/profile name Aiyana\nWhat is my name?\n/quit\n",
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environment,
-        timeout=300,
-        check=False,
-    )
+    run = console_process("/profile name Aiyana\nWhat is my name?\n/quit\n", tmp_path / "data")
     assert run.returncode == 0, run.stderr
     saved, answer = run.stdout.split(PROMPT_BOT)[1:3]
     assert "name: Aiyana" in saved
