@@ -69,7 +69,7 @@ from workers.training.profile_eval import (
 
 async def _serve(generator: BatchedGenerator, version: AdapterVersion | None) -> None:
     """Switch the served weights, and wait until the engine has switched."""
-    generator.use_adapter(version)
+    generator.use_version(version)
     # The engine switches before it takes the next request: one short answer does it.
     turns = (ChatTurn(Role.USER, "Hi"),)
     stream = generator.generate(GenerationRequest(turns=turns, max_new_tokens=1))

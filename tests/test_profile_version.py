@@ -42,7 +42,7 @@ async def _serve(generator: BatchedGenerator, version: AdapterVersion | None) ->
     from core.generator import GenerationRequest
     from core.types import ChatTurn, Role
 
-    generator.use_adapter(version)
+    generator.use_version(version)
     stream = generator.generate(
         GenerationRequest(turns=(ChatTurn(Role.USER, "Hi"),), max_new_tokens=1)
     )
