@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -91,10 +92,13 @@ class LoraSlot:
             raise FileNotFoundError(f"no adapter_config.json in {path}")
         if self._peft is None:
             # Injects LoRA layers into the loaded model's own modules: the object the
-            # generators hold stays the same.
-            self._peft = PeftModel.from_pretrained(
-                self._loaded.model, str(path), adapter_name=version.id
-            )
+            # generators hold stays the same. PEFT asks transformers a deprecated question
+            # (is_gradient_checkpointing), whose FutureWarning would land in a console chat.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                self._peft = PeftModel.from_pretrained(
+                    self._loaded.model, str(path), adapter_name=version.id
+                )
         else:
             self._peft.base_model.enable_adapter_layers()
             if version.id not in self._peft.peft_config:
