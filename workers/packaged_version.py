@@ -18,7 +18,6 @@ import importlib.resources
 import json
 import logging
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +64,8 @@ def ensure_packaged_version(
             registry.rollback("PARLEY_PROFILE_VERSION is off")
             log.info("The packaged profile version is switched off: rolled back")
         return None
-    if not (source / "adapter_config.json").is_file():
-        return None
+    if not (source / "adapter_config.json").is_file() or _registered(registry):
+        return None  # nothing shipped, or registered at an earlier start
     record = _run_record(source)
     from workers.model import resolve_source
 
@@ -81,8 +80,6 @@ def ensure_packaged_version(
             base,
         )
         return None
-    if _registered(registry):
-        return None
     target = settings.versions_path / PACKAGED_VERSION_ID
     target.mkdir(parents=True, exist_ok=True)
     for name in _FILES:
@@ -94,7 +91,6 @@ def ensure_packaged_version(
         path=str(target),
         status=AdapterStatus.CANDIDATE,
         reason="packaged profile-following version (docs/personalization.md)",
-        created_at=datetime.now(UTC),
         figures={
             "before": record.get("before", {}),
             "after": record.get("after", {}),
