@@ -87,11 +87,13 @@ def _console(stdin: str, tmp_path: Path, **env: str) -> subprocess.CompletedProc
         "--name",
         "Sam",
         clean=True,
-        PARLEY_SENTIMENT="false",
-        PARLEY_MEDIA="false",
-        PARLEY_ENGINE="openai",
-        PARLEY_OPENAI_MODEL=ALIAS,
-        **env,
+        **{
+            "PARLEY_SENTIMENT": "false",
+            "PARLEY_MEDIA": "false",
+            "PARLEY_ENGINE": "openai",
+            "PARLEY_OPENAI_MODEL": ALIAS,
+            **env,  # a test may name another model
+        },
     )
 
 
