@@ -39,8 +39,17 @@ class LimitSettings(Group):
     one_at_a_time: bool = Field(
         default=True,
         validation_alias="one_answer_at_a_time",
-        description="A person's message that arrives while their last one is being answered "
-        "is told to wait.",
+        description="A person's answers are made one after another, across all their chats: "
+        "a message that arrives while an earlier one is being answered waits its turn.",
+    )
+    max_queued: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        validation_alias="max_queued_per_person",
+        description="With one answer at a time: how many of a person's messages may wait "
+        "behind the one being answered; one more is refused with a note to send it again "
+        "after the next answer. 0: refuse every message sent while one is being answered.",
     )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
@@ -102,7 +102,7 @@ class Accepted:
     message_id: int | None = None
     media: tuple[Attachment, ...] = ()
     busy: str | None = None
-    """The person's one-answer-at-a-time hold, released when the answer ends."""
+    """The answer's place in its person's queue (one answer at a time), given back when it ends."""
 
 
 class ConversationService:
@@ -269,6 +269,7 @@ class ConversationService:
             assert accepted.message_id is not None
             shown: list[str] = []
             try:
+                await self.safety.take_turn(message.user, accepted.busy, self._first(accepted))
                 async with aclosing(self.answerer.answer(accepted.message_id)) as answering:
                     async for item in answering:
                         shown.append(item)
@@ -322,6 +323,15 @@ class ConversationService:
         async with aclosing(self._reply(taken)) as replies:
             async for item in replies:
                 yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
+
+    def _first(self, accepted: Accepted) -> Callable[[], bool]:
+        """Whether the message is the first of its conversation still owed an answer (blocking)."""
+
+        def first() -> bool:
+            head = self._store.next_job(accepted.message.key)
+            return head is None or head >= (accepted.message_id or 0)
+
+        return first
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

@@ -1,16 +1,20 @@
 """Rate limits, daily token quotas and one answer at a time, per person and per chat.
 
-One small interface, :class:`Limiter`, with two implementations chosen by the wiring:
-:class:`MemoryLimiter` for the embedded deployment (one process) and
-:class:`RedisLimiter` for the scaled one, where every web process and worker shares the
-same counters. :class:`Limits` is the policy on top::
+:class:`Limits` is the policy over a :class:`core.limiters.Limiter` (in this process for the
+embedded deployment, on a shared Redis for the scaled one)::
 
     limits = Limits(MemoryLimiter(), LimitOptions(person_per_minute=20))
     refusal = limits.admit(message)            # None, or a Refusal with the wait time
     refusal = limits.within_quota(message)     # the same, for the daily token quotas
-    token = limits.start_answer(message.user)  # None: an answer for them is in progress
+    ticket = limits.queue(message.user)        # None: too many of theirs wait already
+    if limits.take_turn(message.user, ticket): # False: another answer of theirs runs
+        ...                                    # generate
     limits.charge(user, key, tokens)           # after an answer: count its model tokens
-    limits.end_answer(message.user, token)
+    limits.end_answer(message.user, ticket)    # the turn and the place in the queue
+
+One answer at a time means a queue per person, not a refusal: a message that arrives while
+the person's previous one is being answered waits its turn, and only one beyond
+``max_queued`` waiting is refused (:func:`busy_text` says when to send it again).
 
 Windows are fixed (a minute, a day) and start with their first hit; a refusal says how long
 until the window ends. Nothing here holds message text: keys name people and chats only.
@@ -19,13 +23,10 @@ until the window ends. Nothing here holds message text: keys name people and cha
 from __future__ import annotations
 
 import json
-import secrets
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
+from core.limiters import Limiter, MemoryLimiter, RedisLimiter
 from core.metrics import LIMITS_HIT
 from core.types import ConversationKey, Message, UserRef
 
@@ -36,168 +37,12 @@ __all__ = [
     "MemoryLimiter",
     "RedisLimiter",
     "Refusal",
+    "busy_text",
     "describe_wait",
 ]
 
 MINUTE = 60.0
 DAY = 86_400.0
-
-
-class Limiter(Protocol):
-    """Counters with expiry and short locks, shared by everything that uses the same one."""
-
-    def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> float:
-        """Count ``amount`` on ``key`` if it is still under ``limit``; return 0.0.
-
-        When the count has reached ``limit``, count nothing and return the seconds until
-        the window (started by the key's first count) ends. ``amount=0`` only checks.
-        """
-        ...
-
-    def charge(self, key: str, amount: int, window_s: float) -> None:
-        """Add ``amount`` to ``key`` unconditionally (the window starts if it had none)."""
-        ...
-
-    def acquire(self, key: str, ttl_s: float) -> str | None:
-        """Take the lock ``key`` for at most ``ttl_s``; a token to release it, or ``None``."""
-        ...
-
-    def release(self, key: str, token: str) -> None:
-        """Release the lock if ``token`` still holds it."""
-        ...
-
-    def delete(self, keys: Sequence[str]) -> int:
-        """Remove counters and locks; return how many existed."""
-        ...
-
-
-class MemoryLimiter:
-    """The embedded deployment's limiter: dictionaries in this process, thread-safe."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._values: dict[str, tuple[int | str, float]] = {}
-
-    def _live(self, key: str, now: float) -> tuple[int | str, float] | None:
-        found = self._values.get(key)
-        if found is not None and found[1] <= now:
-            del self._values[key]
-            return None
-        return found
-
-    def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> float:
-        with self._lock:
-            now = self._clock()
-            found = self._live(key, now)
-            used, ends = (int(found[0]), found[1]) if found else (0, now + window_s)
-            if used >= limit:
-                return max(ends - now, 0.001)
-            if amount:
-                self._values[key] = (used + amount, ends)
-            return 0.0
-
-    def charge(self, key: str, amount: int, window_s: float) -> None:
-        with self._lock:
-            now = self._clock()
-            found = self._live(key, now)
-            used, ends = (int(found[0]), found[1]) if found else (0, now + window_s)
-            self._values[key] = (used + amount, ends)
-
-    def acquire(self, key: str, ttl_s: float) -> str | None:
-        with self._lock:
-            now = self._clock()
-            if self._live(key, now) is not None:
-                return None
-            token = secrets.token_hex(8)
-            self._values[key] = (token, now + ttl_s)
-            return token
-
-    def release(self, key: str, token: str) -> None:
-        with self._lock:
-            found = self._values.get(key)
-            if found is not None and found[0] == token:
-                del self._values[key]
-
-    def delete(self, keys: Sequence[str]) -> int:
-        with self._lock:
-            now = self._clock()
-            return sum(
-                self._live(k, now) is not None and self._values.pop(k) is not None for k in keys
-            )
-
-    def keys(self) -> list[str]:
-        """The live keys (for tests and /forget checks)."""
-        with self._lock:
-            now = self._clock()
-            return [k for k in list(self._values) if self._live(k, now) is not None]
-
-
-_HIT = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[1]) then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[3])
-    ttl = tonumber(ARGV[3])
-  end
-  return math.max(ttl, 1)
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBY', KEYS[1], ARGV[2])
-  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-end
-return 0
-"""
-
-_CHARGE = """
-redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class RedisLimiter:
-    """The scaled deployment's limiter: atomic Lua scripts on a shared Redis.
-
-    ``client`` is a synchronous ``redis.Redis``; every key gets ``prefix`` in front, so
-    several deployments (or tests) can share one server.
-    """
-
-    def __init__(self, client: Any, prefix: str = "parley:limits") -> None:
-        self._redis = client
-        self.prefix = prefix
-        self._hit = client.register_script(_HIT)
-        self._charge = client.register_script(_CHARGE)
-        self._release = client.register_script(_RELEASE)
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}:{key}"
-
-    def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> float:
-        ms = int(self._hit(keys=[self._key(key)], args=[limit, amount, int(window_s * 1000)]))
-        return ms / 1000.0
-
-    def charge(self, key: str, amount: int, window_s: float) -> None:
-        self._charge(keys=[self._key(key)], args=[amount, int(window_s * 1000)])
-
-    def acquire(self, key: str, ttl_s: float) -> str | None:
-        token = secrets.token_hex(8)
-        taken = self._redis.set(self._key(key), token, nx=True, px=max(int(ttl_s * 1000), 1))
-        return token if taken else None
-
-    def release(self, key: str, token: str) -> None:
-        self._release(keys=[self._key(key)], args=[token])
-
-    def delete(self, keys: Sequence[str]) -> int:
-        if not keys:
-            return 0
-        return int(self._redis.delete(*(self._key(k) for k in keys)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,8 +54,16 @@ class LimitOptions:
     person_tokens_per_day: int = 0
     chat_tokens_per_day: int = 0
     one_at_a_time: bool = False
+    """A person's answers are generated one after another (across all their chats)."""
+    max_queued: int = 5
+    """With one at a time: how many of a person's messages may wait for their turn."""
     busy_ttl_s: float = 300.0
-    """How long an answer holds its person's lock at most (if its process dies meanwhile)."""
+    """How long an answer holds its person's turn at most (if its process dies meanwhile)."""
+
+    @property
+    def queue_ttl_s(self) -> float:
+        """The longest a place in a person's queue lasts: the answers before it, and its own."""
+        return self.busy_ttl_s * (max(self.max_queued, 0) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +102,7 @@ class Limits:
     def person_keys(user: UserRef) -> list[str]:
         """Every key that names the person (what /forget removes)."""
         who = _id(user.platform, user.id)
-        return [f"msg:user:{who}", f"tok:user:{who}", f"busy:{who}"]
+        return [f"msg:user:{who}", f"tok:user:{who}", f"busy:{who}", f"queue:{who}"]
 
     @staticmethod
     def chat_keys(key: ConversationKey) -> list[str]:
@@ -289,22 +142,39 @@ class Limits:
                 return Refusal(name, wait, _refusal_text(name, who, limit, wait))
         return None
 
-    def start_answer(self, user: UserRef) -> str | None:
-        """Hold the person's one answer in progress: a token, or ``None`` when one runs.
+    def queue(self, user: UserRef) -> str | None:
+        """A place in the person's queue of answers (the one in progress and those waiting).
 
-        With one-at-a-time off, always a token (that holds nothing).
+        Its ticket, or ``None`` when ``max_queued`` wait already behind the one in progress.
+        With one-at-a-time off, always a ticket (``""``, that holds nothing).
         """
         if not self.options.one_at_a_time:
             return ""
-        token = self.limiter.acquire(self.person_keys(user)[2], self.options.busy_ttl_s)
-        if token is None:
+        options = self.options
+        size = max(options.max_queued, 0) + 1
+        ticket = self.limiter.join(self.person_keys(user)[3], size, options.queue_ttl_s)
+        if ticket is None:
             LIMITS_HIT.labels("busy").inc()
-        return token
+        return ticket
 
-    def end_answer(self, user: UserRef, token: str) -> None:
-        """Release what :meth:`start_answer` took."""
-        if token:
-            self.limiter.release(self.person_keys(user)[2], token)
+    def take_turn(self, user: UserRef, ticket: str) -> bool:
+        """Start the ticket's answer if no other answer of the person is in progress."""
+        if not ticket:
+            return True
+        key = self.person_keys(user)[2]
+        return self.limiter.acquire(key, self.options.busy_ttl_s, token=ticket) is not None
+
+    def end_answer(self, user: UserRef, ticket: str) -> None:
+        """Release the ticket's turn (if it had it) and its place in the queue."""
+        if ticket:
+            _, _, busy, queue = self.person_keys(user)
+            self.limiter.release(busy, ticket)
+            self.limiter.leave(queue, ticket)
+
+    @property
+    def busy_text(self) -> str:
+        """What a person hears when their queue is full."""
+        return busy_text(self.options.max_queued)
 
     def charge(self, user: UserRef, key: ConversationKey, tokens: int) -> None:
         """Count an answer's model tokens against the person's and the chat's quotas."""
@@ -324,10 +194,19 @@ class Limits:
         return self.limiter.delete(keys)
 
 
-BUSY_TEXT = (
-    "I'm still answering your previous message. Please wait for that answer, then send "
-    "this one again."
-)
+def busy_text(max_queued: int) -> str:
+    """The refusal of a message beyond a person's queue: what is going on, and when to resend."""
+    if max_queued <= 0:
+        return (
+            "I'm still answering your previous message. Please send this one again once that "
+            "answer has arrived."
+        )
+    waiting = f"{max_queued} more message{'s' if max_queued != 1 else ''} of yours"
+    return (
+        f"I'm still answering your earlier messages, and {waiting} "
+        f"{'are' if max_queued != 1 else 'is'} waiting, as many as I keep. "
+        "Please send this one again once my next answer to you has arrived."
+    )
 
 
 def _refusal_text(name: str, who: str, limit: int, wait: float) -> str:

@@ -3,8 +3,10 @@
 :class:`Safety` is what the conversation service and the responder call, in order::
 
     refusal = await safety.admit(message)           # access rules, then rate limits
-    screening = await safety.screen(message, text)  # moderation, injection, quotas, busy
-    ...                                             # the message is stored and answered
+    screening = await safety.screen(message, text)  # moderation, injection, quotas, queue
+    ...                                             # the message is stored
+    await safety.take_turn(user, screening.busy, first)  # its turn among the person's answers
+    ...                                             # the message is answered
     safety.gate()                                   # the answer, screened as it streams
     safety.clean(text)                              # what is stored: personal data redacted
     safety.charge(user, key, tokens)                # the answer's tokens on the quotas
@@ -18,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.access import REFUSAL, AccessPolicy
-from core.limits import BUSY_TEXT, Limits
+from core.limits import Limits
 from core.metrics import ACCESS_REFUSED, INJECTION_ATTEMPTS, MODERATION_BLOCKS
 from core.moderation import INPUT_REFUSAL, AnswerScreen, Gate, Moderator
 from core.prompt_guard import PromptGuard, looks_like_injection
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Screening:
-    """The verdict on a message that wants an answer: a refusal, or the busy token it holds."""
+    """The verdict on a message that wants an answer: a refusal, or its place in the queue."""
 
     refusal: str | None = None
     busy: str | None = None
@@ -52,6 +56,8 @@ class Safety:
     output_threshold: float = 0.8
     guard: PromptGuard | None = None
     redact_stored: bool = False
+    turn_poll_s: float = 0.1
+    """How often a waiting answer looks again whether its turn has come."""
 
     def instructions(self, system_prompt: str) -> str:
         """The system prompt the model sees: with the canary when the guard is on."""
@@ -74,7 +80,8 @@ class Safety:
         return None
 
     async def screen(self, message: Message, text: str) -> Screening:
-        """Check a message the model is to answer; on success it holds the person's turn."""
+        """Check a message the model is to answer; on success it holds a place in the person's
+        queue of answers (``Screening.busy``), which :meth:`finish` gives back."""
         if looks_like_injection(text):
             INJECTION_ATTEMPTS.inc()
             log.warning(
@@ -96,13 +103,45 @@ class Safety:
         refusal = await asyncio.to_thread(self.limits.within_quota, message)
         if refusal is not None:
             return Screening(refusal=refusal.text)
-        busy = await asyncio.to_thread(self.limits.start_answer, message.user)
+        busy = await asyncio.to_thread(self.limits.queue, message.user)
         if busy is None:
-            return Screening(refusal=BUSY_TEXT)
+            log.info("refused a message in %s: its person's queue is full", message.key.encode())
+            return Screening(refusal=self.limits.busy_text)
         return Screening(busy=busy)
 
+    async def take_turn(self, user: UserRef, busy: str | None, first: Callable[[], bool]) -> None:
+        """Wait until the answer that ``busy`` queued for may start, then hold the person's turn.
+
+        It may start when ``first()`` (a blocking check: it is the first message of its
+        conversation still owed an answer) and no other answer of the person is in progress,
+        in any chat. Checking the order first means the turn is only ever held by an answer
+        that can run at once, so a person's chats never wait on each other in a circle. After
+        as long as its place lasts (a turn whose holder died), or when the limiter fails, the
+        answer goes ahead: an accepted message is always answered.
+        """
+        limits = self.limits
+        if limits is None or not busy:
+            return
+        deadline = time.monotonic() + limits.options.queue_ttl_s
+
+        def ready() -> bool:
+            return first() and limits.take_turn(user, busy)
+
+        while True:
+            try:
+                if await asyncio.to_thread(ready):
+                    return
+            except Exception:
+                log.exception("could not take a %s user's turn; answering anyway", user.platform)
+                return
+            if time.monotonic() > deadline:
+                log.warning("a %s user's turn did not come in time; answering", user.platform)
+                return
+            await asyncio.sleep(self.turn_poll_s)
+
     async def finish(self, user: UserRef, busy: str | None) -> None:
-        """The answer that ``busy`` held has ended (best effort: the lock also expires)."""
+        """The answer that ``busy`` queued for has ended: its turn and place are given back
+        (best effort: both also expire)."""
         if self.limits is None or not busy:
             return
         try:

@@ -59,21 +59,24 @@ def test_a_lock_is_held_once_until_released_or_expired(limiter: Limiter) -> None
 
 
 def _hammer(prefix: str, kind: str, tries: int, start: float) -> int:
-    """In a separate process: try ``tries`` messages (or locks) as one person."""
+    """In a separate process: try ``tries`` messages (places in the queue, turns) as one person."""
     client = redis.Redis.from_url(REDIS_URL)
     limits = Limits(
         RedisLimiter(client, prefix=prefix),
-        LimitOptions(person_per_minute=25, one_at_a_time=True, busy_ttl_s=30),
+        LimitOptions(person_per_minute=25, one_at_a_time=True, max_queued=3, busy_ttl_s=30),
     )
     message = make_message("hi", user=make_user("shared-person", platform="telegram"))
     while time.time() < start:
         time.sleep(0.001)
     if kind == "rate":
         return sum(limits.admit(message) is None for _ in range(tries))
-    return sum(bool(limits.start_answer(message.user)) for _ in range(tries))
+    tickets = [t for t in (limits.queue(message.user) for _ in range(tries)) if t]
+    if kind == "queue":
+        return len(tickets)
+    return sum(limits.take_turn(message.user, t) for t in tickets)
 
 
-@pytest.mark.parametrize("kind", ["rate", "busy"])
+@pytest.mark.parametrize("kind", ["rate", "queue", "turn"])
 def test_two_processes_share_the_limits_through_redis(redis_client: redis.Redis, kind: str) -> None:
     prefix = f"parley-test:{secrets.token_hex(4)}"
     start = time.time() + 1.5  # both processes are up and go at once
@@ -82,6 +85,8 @@ def test_two_processes_share_the_limits_through_redis(redis_client: redis.Redis,
         counts = pool.starmap(_hammer, [(prefix, kind, 40, start)] * 2)
     if kind == "rate":
         assert sum(counts) == 25, counts  # of 80 tries, exactly the limit got through
+    elif kind == "queue":
+        assert sum(counts) == 4, counts  # one in progress and three waiting, whoever asked
     else:
         assert sum(counts) == 1, counts  # one answer in progress, whoever asked
     for key in redis_client.scan_iter(f"{prefix}:*"):

@@ -12,7 +12,7 @@ import pytest
 from core.access import REFUSAL, AccessPolicy, AccessRule, parse_admins
 from core.admin import NOT_ADMIN, AdminCommands
 from core.generator import EchoGenerator, FinishReason, GenerationRequest, GenerationResult
-from core.limits import BUSY_TEXT, LimitOptions, Limits, MemoryLimiter, describe_wait
+from core.limits import LimitOptions, Limits, MemoryLimiter, busy_text, describe_wait
 from core.memory import MemoryStore
 from core.moderation import INPUT_REFUSAL, SAFE_REPLY, AnswerScreen, ProfanityModerator
 from core.prompt_guard import PromptGuard, looks_like_injection, neutralize
@@ -157,14 +157,14 @@ class SlowGenerator(EchoGenerator):
             yield item
 
 
-async def test_one_answer_at_a_time_per_person() -> None:
+async def test_with_no_queue_a_message_sent_while_one_is_answered_is_refused() -> None:
     generator = SlowGenerator(go=asyncio.Event())
-    limits = Limits(MemoryLimiter(), LimitOptions(one_at_a_time=True))
+    limits = Limits(MemoryLimiter(), LimitOptions(one_at_a_time=True, max_queued=0))
     service, store, _ = make_service(generator=generator, safety=Safety(limits=limits))
     first = asyncio.create_task(service.handle(make_message("first")).collect())
     await asyncio.sleep(0.05)
     second = await service.handle(make_message("second")).collect()
-    assert (second.kind, second.text) == (ReplyKind.ERROR, BUSY_TEXT)
+    assert (second.kind, second.text) == (ReplyKind.ERROR, busy_text(0))
     other = asyncio.create_task(service.handle(make_message("hi", user=make_user("u2"))).collect())
     generator.go.set()  # type: ignore[union-attr]
     assert (await first).text == "You said: first"

@@ -54,6 +54,7 @@ FLAT_NAMES = [
     "max_media_bytes",
     "max_message_chars",
     "max_new_tokens",
+    "max_queued_per_person",
     "media",
     "media_wait_s",
     "model",
@@ -269,7 +270,7 @@ def test_every_setting_is_described() -> None:
             ("limits",),
             {},
             {"person_per_minute", "chat_per_minute", "person_tokens_per_day"}
-            | {"chat_tokens_per_day", "one_at_a_time"},
+            | {"chat_tokens_per_day", "one_at_a_time", "max_queued"},
         ),
         (MediaLimits, ("attachments",), {}, {"max_bytes", "max_audio_seconds"}),
         (
