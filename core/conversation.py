@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
@@ -37,7 +37,7 @@ from core.responder import (
     is_upset,
     mood_of,
 )
-from core.safety import Safety
+from core.safety import Place, Safety
 from core.sentiment import Sentiment, SentimentClassifier
 from core.store import Store
 from core.streaming import Streamed
@@ -268,8 +268,9 @@ class ConversationService:
         else:
             assert accepted.message_id is not None
             shown: list[str] = []
+            place = self._place(accepted)
             try:
-                await self.safety.take_turn(message.user, accepted.busy, self._first(accepted))
+                await self.safety.take_turn(message.user, accepted.busy, place)
                 async with aclosing(self.answerer.answer(accepted.message_id)) as answering:
                     async for item in answering:
                         shown.append(item)
@@ -282,7 +283,7 @@ class ConversationService:
                 yield apology
                 yield Reply(kind=ReplyKind.ERROR, text="".join(shown) + apology)
             finally:
-                await self.safety.finish(message.user, accepted.busy)
+                await self.safety.finish(message.user, accepted.busy, place)
             return
         reply = replace(reply, text=self._spell(message.platform, reply.text))
         yield reply.text
@@ -324,14 +325,14 @@ class ConversationService:
             async for item in replies:
                 yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
 
-    def _first(self, accepted: Accepted) -> Callable[[], bool]:
-        """Whether the message is the first of its conversation still owed an answer (blocking)."""
-
-        def first() -> bool:
-            head = self._store.next_job(accepted.message.key)
-            return head is None or head >= (accepted.message_id or 0)
-
-        return first
+    def _place(self, accepted: Accepted) -> Place:
+        """Where the answer stands in its conversation (for the person's turn)."""
+        key = accepted.message.key
+        return Place(
+            accepted.message_id or 0,
+            lambda: self._store.next_job(key),
+            private=not accepted.message.is_group,
+        )
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

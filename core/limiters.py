@@ -35,7 +35,8 @@ class Limiter(Protocol):
     def acquire(self, key: str, ttl_s: float, token: str | None = None) -> str | None:
         """Take the lock ``key`` for at most ``ttl_s``; a token to release it, or ``None``.
 
-        ``token`` names the holder (a fresh one is made when it is ``None``).
+        ``token`` names the holder (a fresh one is made when it is ``None``); a holder that
+        has the lock already gets it again, for ``ttl_s`` from now.
         """
         ...
 
@@ -104,7 +105,8 @@ class MemoryLimiter:
     def acquire(self, key: str, ttl_s: float, token: str | None = None) -> str | None:
         with self._lock:
             now = self._clock()
-            if self._live(key, now) is not None:
+            found = self._live(key, now)
+            if found is not None and (token is None or found[0] != token):
                 return None
             token = token or secrets.token_hex(8)
             self._values[key] = (token, now + ttl_s)
@@ -177,6 +179,13 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return 1
 """
 
+_ACQUIRE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -207,6 +216,7 @@ class RedisLimiter:
         self.prefix = prefix
         self._hit = client.register_script(_HIT)
         self._charge = client.register_script(_CHARGE)
+        self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._join = client.register_script(_JOIN)
 
@@ -222,7 +232,8 @@ class RedisLimiter:
 
     def acquire(self, key: str, ttl_s: float, token: str | None = None) -> str | None:
         token = token or secrets.token_hex(8)
-        taken = self._redis.set(self._key(key), token, nx=True, px=max(int(ttl_s * 1000), 1))
+        ttl_ms = max(int(ttl_s * 1000), 1)
+        taken = int(self._acquire(keys=[self._key(key)], args=[token, ttl_ms]))
         return token if taken else None
 
     def release(self, key: str, token: str) -> None:

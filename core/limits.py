@@ -142,34 +142,44 @@ class Limits:
                 return Refusal(name, wait, _refusal_text(name, who, limit, wait))
         return None
 
-    def queue(self, user: UserRef) -> str | None:
+    def queue(self, user: UserRef, key: ConversationKey) -> str | None:
         """A place in the person's queue of answers (the one in progress and those waiting).
 
         Its ticket, or ``None`` when ``max_queued`` wait already behind the one in progress.
-        With one-at-a-time off, always a ticket (``""``, that holds nothing).
+        With one-at-a-time off, always a ticket (``""``, that holds nothing). A ticket names
+        its conversation (``key``): the person's turn is held by a conversation, so that it
+        can pass from one answer to the next of the same chat (see :meth:`end_answer`).
         """
         if not self.options.one_at_a_time:
             return ""
         options = self.options
         size = max(options.max_queued, 0) + 1
-        ticket = self.limiter.join(self.person_keys(user)[3], size, options.queue_ttl_s)
-        if ticket is None:
+        place = self.limiter.join(self.person_keys(user)[3], size, options.queue_ttl_s)
+        if place is None:
             LIMITS_HIT.labels("busy").inc()
-        return ticket
+            return None
+        return f"{place} {self.chat_keys(key)[0]}"
 
     def take_turn(self, user: UserRef, ticket: str) -> bool:
-        """Start the ticket's answer if no other answer of the person is in progress."""
+        """Start the ticket's answer unless an answer of the person in another chat runs."""
         if not ticket:
             return True
+        _, holder = ticket.split(" ", 1)
         key = self.person_keys(user)[2]
-        return self.limiter.acquire(key, self.options.busy_ttl_s, token=ticket) is not None
+        return self.limiter.acquire(key, self.options.busy_ttl_s, token=holder) is not None
 
-    def end_answer(self, user: UserRef, ticket: str) -> None:
-        """Release the ticket's turn (if it had it) and its place in the queue."""
+    def end_answer(self, user: UserRef, ticket: str, *, keep_turn: bool = False) -> None:
+        """Give back the ticket's place in the queue, and the person's turn unless ``keep_turn``.
+
+        The turn is kept when the next message of the same chat, the person's own, waits to
+        be answered: it goes on to that one before any other chat of theirs.
+        """
         if ticket:
+            place, holder = ticket.split(" ", 1)
             _, _, busy, queue = self.person_keys(user)
-            self.limiter.release(busy, ticket)
-            self.limiter.leave(queue, ticket)
+            if not keep_turn:
+                self.limiter.release(busy, holder)
+            self.limiter.leave(queue, place)
 
     @property
     def busy_text(self) -> str:

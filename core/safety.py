@@ -5,12 +5,12 @@
     refusal = await safety.admit(message)           # access rules, then rate limits
     screening = await safety.screen(message, text)  # moderation, injection, quotas, queue
     ...                                             # the message is stored
-    await safety.take_turn(user, screening.busy, first)  # its turn among the person's answers
+    await safety.take_turn(user, screening.busy, place)  # the person's turn, in chat order
     ...                                             # the message is answered
     safety.gate()                                   # the answer, screened as it streams
     safety.clean(text)                              # what is stored: personal data redacted
     safety.charge(user, key, tokens)                # the answer's tokens on the quotas
-    safety.finish(user, screening.busy)             # the person may ask again
+    safety.finish(user, screening.busy, place)      # the turn passes on
 
 Every part is optional: ``Safety()`` checks nothing (the tests' default), the wiring turns
 on what the settings ask for. Nothing here logs message text.
@@ -32,7 +32,7 @@ from core.prompt_guard import PromptGuard, looks_like_injection
 from core.redaction import redact
 from core.types import ConversationKey, Message, UserRef
 
-__all__ = ["Safety", "Screening"]
+__all__ = ["Place", "Safety", "Screening"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,27 @@ class Screening:
 
     refusal: str | None = None
     busy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an answer stands in its conversation, for taking and passing the person's turn."""
+
+    message_id: int
+    head: Callable[[], int | None]
+    """The first message of the conversation still owed an answer (blocking: the store's)."""
+    private: bool
+    """A private chat: every message in it is the person's own."""
+
+    def first(self) -> bool:
+        """No earlier message of the conversation is still owed an answer."""
+        head = self.head()
+        return head is None or head >= self.message_id
+
+    def followed(self) -> bool:
+        """A later message of the conversation is owed an answer (asked once this one ended)."""
+        head = self.head()
+        return head is not None and head > self.message_id
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,20 +124,20 @@ class Safety:
         refusal = await asyncio.to_thread(self.limits.within_quota, message)
         if refusal is not None:
             return Screening(refusal=refusal.text)
-        busy = await asyncio.to_thread(self.limits.queue, message.user)
+        busy = await asyncio.to_thread(self.limits.queue, message.user, message.key)
         if busy is None:
             log.info("refused a message in %s: its person's queue is full", message.key.encode())
             return Screening(refusal=self.limits.busy_text)
         return Screening(busy=busy)
 
-    async def take_turn(self, user: UserRef, busy: str | None, first: Callable[[], bool]) -> None:
+    async def take_turn(self, user: UserRef, busy: str | None, place: Place) -> None:
         """Wait until the answer that ``busy`` queued for may start, then hold the person's turn.
 
-        It may start when ``first()`` (a blocking check: it is the first message of its
-        conversation still owed an answer) and no other answer of the person is in progress,
-        in any chat. Checking the order first means the turn is only ever held by an answer
-        that can run at once, so a person's chats never wait on each other in a circle. After
-        as long as its place lasts (a turn whose holder died), or when the limiter fails, the
+        It may start when it is first in line in its conversation and no answer of the
+        person in another chat holds the turn. The turn is only ever held by an answer that
+        can run at once, or kept by a private chat whose next message (the person's own) is
+        first in line, so a person's chats never wait on each other in a circle. After as
+        long as its place lasts (a turn whose holder died), or when the limiter fails, the
         answer goes ahead: an accepted message is always answered.
         """
         limits = self.limits
@@ -125,7 +146,7 @@ class Safety:
         deadline = time.monotonic() + limits.options.queue_ttl_s
 
         def ready() -> bool:
-            return first() and limits.take_turn(user, busy)
+            return place.first() and limits.take_turn(user, busy)
 
         while True:
             try:
@@ -139,13 +160,19 @@ class Safety:
                 return
             await asyncio.sleep(self.turn_poll_s)
 
-    async def finish(self, user: UserRef, busy: str | None) -> None:
-        """The answer that ``busy`` queued for has ended: its turn and place are given back
-        (best effort: both also expire)."""
-        if self.limits is None or not busy:
+    async def finish(self, user: UserRef, busy: str | None, place: Place | None = None) -> None:
+        """The answer that ``busy`` queued for has ended: its place is given back, and the turn
+        too, unless the next message of its private chat waits (best effort: both expire)."""
+        limits = self.limits
+        if limits is None or not busy:
             return
+
+        def end() -> None:
+            keep = place is not None and place.private and place.followed()
+            limits.end_answer(user, busy, keep_turn=keep)
+
         try:
-            await asyncio.to_thread(self.limits.end_answer, user, busy)
+            await asyncio.to_thread(end)
         except Exception:
             log.exception("could not release the answer lock of a %s user", user.platform)
 

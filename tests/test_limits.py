@@ -70,7 +70,8 @@ def _hammer(prefix: str, kind: str, tries: int, start: float) -> int:
         time.sleep(0.001)
     if kind == "rate":
         return sum(limits.admit(message) is None for _ in range(tries))
-    tickets = [t for t in (limits.queue(message.user) for _ in range(tries)) if t]
+    chats = [make_message("hi", chat=f"chat-{n}").key for n in range(tries)]  # all different
+    tickets = [t for t in (limits.queue(message.user, chat) for chat in chats) if t]
     if kind == "queue":
         return len(tickets)
     return sum(limits.take_turn(message.user, t) for t in tickets)
