@@ -1,4 +1,4 @@
-"""Bursts through the real Telegram adapter: every message answered once, in order.
+"""Bursts through the real Telegram and Slack adapters: every message answered once, in order.
 
 People type in bursts ("hi", "I have a question", the question), and the Telegram app
 splits a long message into several. A message that arrives while the person's previous
@@ -22,15 +22,19 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bots.slack import build_slack
 from bots.telegram import SECRET_HEADER, WEBHOOK_PATH
 from core.conversation import ConversationService
 from core.generator import EchoGenerator, GenerationRequest, GenerationResult
 from core.limits import LimitOptions, Limits, MemoryLimiter, busy_text
 from core.safety import Safety
 from core.store import Store
-from core.types import Role
-from tests.factories import make_service
+from core.types import ConversationKey, Role
+from tests.factories import make_inbox, make_service
+from tests.fakes.slack import TEAM, FakeSlack, SlackSender, dm
 from tests.fakes.telegram import ADA, GROUP, FakeTelegram, group_message, private_message
+from tests.slack_fixtures import SECRET as SLACK_SECRET
+from tests.slack_fixtures import settings_for
 from tests.telegram_fixtures import SECRET, WEBHOOK_URL, history, running
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -234,3 +238,25 @@ async def test_a_person_writing_in_two_chats_gets_everything_answered(
     ]
     assert generator.peak == Counter({"ada": 1})
     assert [role for role, _ in history(store, GROUP["id"])].count(Role.ASSISTANT) == 3
+
+
+async def test_a_burst_on_slack_gets_three_answers_in_order(slack: FakeSlack) -> None:
+    service, store, generator = _service()
+    adapter = build_slack(make_inbox(service), settings_for(slack), edit_interval=0.03)
+    sender = SlackSender(Starlette(routes=adapter.routes()), signing_secret=SLACK_SECRET)
+    texts = [f"ada {text}" for text in BURST]
+    for text in texts:
+        response = await sender.event(dm(text))
+        assert response.status_code == 200
+        await asyncio.sleep(0.4)
+    await generator.until_in_progress(1)
+    generator.go.set()
+    await adapter.drain()
+
+    shown = slack.in_thread("D1", None)
+    assert [m.shown for m in shown] == [f"You said: {text}" for text in texts]
+    assert all(m.buttons for m in shown)
+    key = ConversationKey("slack", TEAM, "D1", None)
+    asked = [t.text for t in store.history(key, 100) if t.role is Role.USER]
+    assert asked == texts
+    assert generator.peak == Counter({"ada": 1})
