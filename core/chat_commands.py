@@ -72,9 +72,10 @@ def chat_commands(
         **privacy.commands(),
     }
     for name, about in COMMANDS.items():
-        registry.register(name, handlers[name], about)
-    for name, about in TURN_COMMANDS.items():
-        registry.describe(name, about)  # the service runs them: they reach into answering
+        if name in TURN_COMMANDS:  # the service runs them: they reach into answering
+            registry.describe(name, about)
+        else:
+            registry.register(name, handlers[name], about)
     for name, about in (listed or {}).items():
         registry.describe(name, about)
     registry.register("admin", admin.handle)

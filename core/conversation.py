@@ -45,7 +45,6 @@ from core.turn_commands import (
     CANCEL,
     NOTHING_TO_RETRY,
     RETRY,
-    TURN_COMMANDS,
     TurnCommands,
     retry_heading,
 )
@@ -77,7 +76,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join([*COMMANDS, *TURN_COMMANDS])})\b")
+_COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join(COMMANDS)})\b")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

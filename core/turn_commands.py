@@ -47,11 +47,8 @@ __all__ = [
 
 RETRY = "retry"
 CANCEL = "cancel"
-TURN_COMMANDS: dict[str, str] = {
-    RETRY: "answer your last message again, as a new answer",
-    CANCEL: "stop the answer I am writing for you",
-}
-"""The commands of this module and their /help lines, listed after the core's."""
+TURN_COMMANDS = (RETRY, CANCEL)
+"""The commands of this module (their /help lines are in :data:`core.commands.COMMANDS`)."""
 
 STOPPED_NOTE = "(stopped)"
 """Ends an answer stopped with /cancel: what was shown stays the answer."""
