@@ -164,8 +164,9 @@ class Responder:
     ) -> AsyncGenerator[str | Reply, None]:
         """Answer a CLAIMED job: stream the answer and end the job with it.
 
-        ``stop`` is asked between tokens: once it says so (/cancel), generation stops and
-        the job ends with what was shown and :data:`core.turn_commands.STOPPED_NOTE`.
+        ``stop`` is asked before generating and between tokens: once it says so (/cancel),
+        generation stops and the job ends with what was shown and
+        :data:`core.turn_commands.STOPPED_NOTE` (before any text: failed, as cancelled).
 
         The model failing (:class:`GenerationError`) ends the job with an apology; other
         errors (the database down) propagate with the job still held, so that the caller
@@ -179,6 +180,12 @@ class Responder:
         asked = await asyncio.to_thread(store.message, job.message_id)
         if asked is None:  # forgotten between the claim and now
             await asyncio.to_thread(store.fail_job, job.message_id, "forgotten", token=token)
+            return
+        if stop is not None and stop():  # /cancel came before its turn: it gets no answer
+            await asyncio.to_thread(store.fail_job, job.message_id, CANCELLED, token=token)
+            await self._scrub(asked)
+            yield DROPPED
+            yield Reply(text=DROPPED)
             return
         try:
             context, max_new_tokens, upset = await asyncio.to_thread(

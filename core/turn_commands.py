@@ -11,8 +11,9 @@ which runs them itself because both reach into answering:
 - ``/cancel`` stops the person's answer in progress: the answerer is told to stop
   (:meth:`core.responder.Answerer.stop`: a flag read between tokens, in this process or
   through Redis), and the responder ends the job with what was shown plus
-  :data:`STOPPED_NOTE`. The person's messages that wait for an answer are dropped too
-  (their jobs fail with :data:`CANCELLED`, and each gets :data:`DROPPED` as its one reply).
+  :data:`STOPPED_NOTE`. The person's messages that wait for an answer are told to stop too:
+  whoever claims one finds the flag before generating, fails its job with :data:`CANCELLED`
+  and gives :data:`DROPPED` as its one reply (the claim decides, so no answer is cut twice).
   The inbox runs ``/cancel`` at once rather than in the conversation's turn
   (:func:`stops_an_answer`), since that turn is the answer it stops.
 """
@@ -105,14 +106,10 @@ class TurnCommands:
     async def cancel(self, message: Message, args: str = "") -> Reply:
         """Stop the sender's answer in progress and drop their messages waiting for one."""
         jobs = await asyncio.to_thread(self._open_jobs, message)
-        stopped = dropped = 0
         for job in jobs:
-            if job.status is JobStatus.RUNNING:
-                await self._stop(job.message_id)
-                stopped += 1
-            elif await asyncio.to_thread(self._store.fail_job, job.message_id, CANCELLED):
-                dropped += 1
-        return Reply(text=cancelled(stopped, dropped))
+            await self._stop(job.message_id)
+        stopped = sum(job.status is JobStatus.RUNNING for job in jobs)
+        return Reply(text=cancelled(stopped, len(jobs) - stopped))
 
     def _open_jobs(self, message: Message) -> list[Job]:
         """The sender's messages here whose answer has not ended, oldest first (in a thread)."""

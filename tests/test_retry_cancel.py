@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import threading
 from dataclasses import replace
 
+from bots.console import PROMPT_BOT, run_console
 from core.inbox import Inbox, Incoming
 from core.jobs import JobStatus
 from core.store import Store
@@ -233,3 +236,63 @@ def test_the_cancel_reply_says_what_it_stopped_and_dropped() -> None:
     assert cancelled(0, 0) == NOTHING_TO_CANCEL
     assert cancelled(1, 0) == "OK, I stopped my answer."
     assert cancelled(0, 2) == "OK, I dropped your 2 messages that were waiting for answers."
+
+
+# --------------------------------------------------------------------------- the console
+
+
+class Typist(io.StringIO):
+    """Standard input typed by a person: each line once its condition holds."""
+
+    def __init__(self, lines: list[tuple[str, threading.Event | None]]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def readline(self, size: int | None = -1, /) -> str:  # type: ignore[override]
+        if not self.lines:
+            return ""
+        text, after = self.lines.pop(0)
+        if after is not None:
+            assert after.wait(10), f"never ready to type {text!r}"
+        return text + "\n"
+
+
+class Terminal(io.StringIO):
+    """Standard output that notes when the first answer shows, and when the echo has ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streaming = threading.Event()
+        self.echoed = threading.Event()
+
+    def write(self, text: str) -> int:
+        if "w2" in text:
+            self.streaming.set()
+        written = super().write(text)
+        if text == "\n" and "You said" in self.getvalue():
+            self.echoed.set()
+        return written
+
+
+async def test_cancel_typed_in_the_console_stops_the_answer_and_retry_answers_again() -> None:
+    service, _, _ = make_service(
+        generator=PacedGenerator(replies=[LONG], delay=0.02), max_new_tokens=500
+    )
+    out = Terminal()
+    typed = Typist(
+        [
+            ("tell me everything", None),
+            ("/cancel", out.streaming),
+            ("/retry", None),
+            ("/cancel", out.echoed),
+            ("/quit", None),
+        ]
+    )
+    await run_console(service, user=make_user(), stdin=typed, stdout=out)
+    text = out.getvalue()
+    stopped = text[text.index("w0") : text.index(STOPPED_NOTE)]
+    assert 3 <= len(stopped.split()) < 300
+    assert f"{STOPPED_NOTE}\n{PROMPT_BOT}OK, I stopped my answer." in text
+    assert retry_heading("tell me everything") + "You said: tell me everything" in text
+    assert f"{PROMPT_BOT}{NOTHING_TO_CANCEL}" in text
+    assert text.rstrip().endswith("Bye!")
