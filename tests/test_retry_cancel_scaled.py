@@ -16,7 +16,7 @@ from config.settings import Settings
 from config.wiring import Parley
 from core.generator import TokenCounter, WordTokenCounter
 from core.jobs import JobStatus
-from core.turn_commands import STOPPED_NOTE
+from core.turn_commands import CANCELLED, DROPPED, STOPPED_NOTE
 from core.types import Message, ReplyKind, Role, UserRef
 from tests.model_fixtures import MODEL_CACHE
 from tests.telegram_fixtures import PacedGenerator
@@ -64,6 +64,7 @@ def scaled(redis_server: RedisServer, postgres_url: str) -> Settings:  # noqa: F
         task_time_limit_s=60,
         visibility_timeout_s=90,
         answer_wait_s=120,
+        one_answer_at_a_time=False,  # a second message waits for its turn, as in a burst
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -72,7 +73,7 @@ def said(text: str, n: int) -> Message:
     return Message(platform="telegram", chat="ada", user=ADA, text=text, message_id=str(n))
 
 
-async def test_cancel_stops_the_workers_answer_once_and_the_next_is_answered(
+async def test_cancel_stops_the_workers_answer_drops_the_waiting_one_and_the_next_is_answered(
     web: Parley,  # noqa: F811
     processes: Processes,  # noqa: F811
 ) -> None:
@@ -80,12 +81,17 @@ async def test_cancel_stops_the_workers_answer_once_and_the_next_is_answered(
     nothing = await web.service.handle(said("/cancel", 1)).collect()
     assert nothing.text == "Nothing to cancel."
     accepted = await web.service.accept(said("Tell me everything.", 2))
+    waiting = await web.service.accept(said("And then?", 3))
     stream = web.service.reply(accepted)
+    dropping = asyncio.ensure_future(web.service.reply(waiting).collect())
     first = await asyncio.wait_for(stream.__anext__(), 120)  # the worker is writing
     assert first.startswith("w0")
-    stopping = await web.service.handle(said("/cancel", 3)).collect()
-    assert stopping.text == "OK, I stopped my answer."
+    stopping = await web.service.handle(said("/cancel", 4)).collect()
+    assert stopping.text == (
+        "OK, I stopped my answer and dropped your message that was waiting for an answer."
+    )
     stopped = await asyncio.wait_for(stream.collect(), 60)
+    dropped = await asyncio.wait_for(dropping, 60)
 
     assert stopped.kind is ReplyKind.ANSWER
     assert stopped.text.startswith("w0 w1")
@@ -98,13 +104,21 @@ async def test_cancel_stops_the_workers_answer_once_and_the_next_is_answered(
     stored = web.store.answer(stopped.answer_id or 0)
     assert stored is not None
     assert stored.message.text == stopped.text
+    assert (dropped.kind, dropped.text) == (ReplyKind.NOTICE, DROPPED)
+    assert waiting.message_id is not None
+    job = web.store.job(waiting.message_id)
+    assert job is not None
+    assert (job.status, job.error, job.answer_id) == (JobStatus.FAILED, CANCELLED, None)
 
-    after = await asyncio.wait_for(web.service.handle(said("And now?", 4)).collect(), 120)
+    after = await asyncio.wait_for(web.service.handle(said("And now?", 5)).collect(), 120)
     assert after.kind is ReplyKind.ANSWER
     assert after.text == "You said: And now?"
-    again = await asyncio.wait_for(web.service.handle(said("/retry", 5)).collect(), 120)
+    again = await asyncio.wait_for(web.service.handle(said("/retry", 6)).collect(), 120)
     assert again.kind is ReplyKind.ANSWER
     assert again.text.endswith("You said: And now?")
     assert again.answer_id not in (None, after.answer_id)
     turns = web.store.history(accepted.message.key, 100)
-    assert [t.role for t in turns] == [Role.USER, Role.ASSISTANT] * 3
+    # In the order stored: both messages, the stopped answer (the dropped one has none), then
+    # the next message and its answer, and the /retry's copy of it and its answer.
+    roles = [Role.USER, Role.USER, *[Role.ASSISTANT, Role.USER] * 2, Role.ASSISTANT]
+    assert [t.role for t in turns] == roles
