@@ -3,8 +3,9 @@
 /start and /help (generated from the registry), /reset, /feedback and /explain
 (:class:`core.answer_commands.AnswerCommands`), /profile and /link
 (:class:`core.profile_commands.ProfileCommands`), /forget and /export
-(:class:`core.privacy.Privacy`), and the unlisted /admin (:class:`core.admin.AdminCommands`,
-its subcommands registered before it is handed in).
+(:class:`core.privacy.Privacy`), /retry and /cancel (listed here, run by the conversation
+service: :mod:`core.turn_commands`), and the unlisted /admin
+(:class:`core.admin.AdminCommands`, its subcommands registered before it is handed in).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.privacy import Privacy
 from core.profile_commands import ProfileCommands
 from core.safety import Safety
 from core.store import Store
+from core.turn_commands import TURN_COMMANDS
 from core.types import Message, Reply
 
 __all__ = ["FRESH_START", "chat_commands"]
@@ -70,7 +72,10 @@ def chat_commands(
         **privacy.commands(),
     }
     for name, about in COMMANDS.items():
-        registry.register(name, handlers[name], about)
+        if name in TURN_COMMANDS:  # the service runs them: they reach into answering
+            registry.describe(name, about)
+        else:
+            registry.register(name, handlers[name], about)
     for name, about in (listed or {}).items():
         registry.describe(name, about)
     registry.register("admin", admin.handle)

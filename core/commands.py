@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "start": "say hello and see what I can do",
     "help": "show what I can do",
     "reset": "start a fresh conversation (I forget the context, not your feedback)",
+    "retry": "answer your last message again, as a new answer",
+    "cancel": "stop the answer I am writing for you",
     "feedback": "rate my last answer: /feedback good|bad [what the answer should have been]",
     "explain": "show what went into my last answer",
     "profile": "see what I know about you; set it: /profile name|language|length|tone VALUE; "

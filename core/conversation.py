@@ -41,6 +41,13 @@ from core.safety import Place, Safety
 from core.sentiment import Sentiment, SentimentClassifier
 from core.store import Store
 from core.streaming import Streamed
+from core.turn_commands import (
+    CANCEL,
+    NOTHING_TO_RETRY,
+    RETRY,
+    TurnCommands,
+    retry_heading,
+)
 from core.types import (
     Feedback,
     Message,
@@ -103,6 +110,8 @@ class Accepted:
     media: tuple[Attachment, ...] = ()
     busy: str | None = None
     """The answer's place in its person's queue (one answer at a time), given back when it ends."""
+    heading: str = ""
+    """Shown before the answer (a /retry's: which message it answers again)."""
 
 
 class ConversationService:
@@ -136,6 +145,8 @@ class ConversationService:
         self._sentiment = sentiment
         self.media = media
         """Reads voice messages and images (``None``: they get an explanation only)."""
+        self._turns = TurnCommands(store, answerer.stop, history_turns=options.history_turns)
+        """/retry and /cancel, which reach into answering (:mod:`core.turn_commands`)."""
 
     @property
     def store(self) -> Store:
@@ -204,6 +215,8 @@ class ConversationService:
     async def _accept_text(self, message: Message, text: str) -> Accepted:
         """Take a message's text (typed, or heard or read from its files): run or store it."""
         if (command := parse_command(text)) is not None:
+            if command.name == RETRY:
+                return await self._accept_retry(message)
             return Accepted(message, command=command)
         screening = await self.safety.screen(message, text)
         if screening.refusal is not None:
@@ -229,6 +242,14 @@ class ConversationService:
         except Exception:  # learning a fact is a bonus; the message is accepted
             log.exception("learning from message %s failed", asked.id)
         return Accepted(message, message_id=asked.id, busy=screening.busy)
+
+    async def _accept_retry(self, message: Message) -> Accepted:
+        """/retry: the sender's last message here, stored again to be answered anew."""
+        asked = await self._turns.last_question(message)
+        if asked is None:
+            return self._ready(message, NOTHING_TO_RETRY)
+        accepted = await self._accept_text(replace(message, text=asked.text), asked.text)
+        return replace(accepted, heading=retry_heading(asked.text))
 
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
@@ -261,21 +282,27 @@ class ConversationService:
             reply = accepted.reply
         elif accepted.command is not None:
             try:
-                reply = await self.commands.run(message, accepted.command)
+                if accepted.command.name == CANCEL:
+                    reply = await self._turns.cancel(message)
+                else:
+                    reply = await self.commands.run(message, accepted.command)
             except Exception:
                 log.exception("command /%s failed", accepted.command.name)
                 reply = Reply(kind=ReplyKind.ERROR, text=APOLOGY)
         else:
             assert accepted.message_id is not None
-            shown: list[str] = []
+            shown: list[str] = [accepted.heading] if accepted.heading else []
             place = self._place(accepted)
+            if accepted.heading:
+                yield accepted.heading
             try:
                 await self.safety.take_turn(message.user, accepted.busy, place)
                 async with aclosing(self.answerer.answer(accepted.message_id)) as answering:
                     async for item in answering:
                         shown.append(item)
                         yield item
-                    yield answering.result
+                    result = answering.result
+                    yield replace(result, text=accepted.heading + result.text)
             except Exception:
                 # The message is stored: the person gets one reply, and the log the trace.
                 log.exception("answering message %s failed", accepted.message_id)

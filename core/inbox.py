@@ -46,6 +46,7 @@ from core.errors import StoreError
 from core.locks import KeyedLocks
 from core.store import ConversationStore, EventStore
 from core.streaming import ReplyRenderer
+from core.turn_commands import stops_an_answer
 from core.types import Message, Rating, Reply, ReplyKind, UserRef
 
 __all__ = ["Inbox", "Incoming", "Receipt", "RendererFactory", "addressed"]
@@ -130,6 +131,9 @@ class Inbox:
             if not first:
                 log.info("%s event %s was delivered before; ignored", *_where(incoming))
                 return Receipt.IGNORED
+        if stops_an_answer(message):  # /cancel: at once, not in the turn of what it stops
+            self.later(self._at_once(incoming, renderer_for))
+            return Receipt.TAKEN
         if not incoming.refusable:
             self.later(self._accept_and_answer(incoming, renderer_for))
             return Receipt.TAKEN
@@ -179,6 +183,16 @@ class Inbox:
                 await renderer_for(incoming.message).fail(APOLOGY)
                 return
             await self._reply(accepted, renderer_for)
+
+    async def _at_once(self, incoming: Incoming, renderer_for: RendererFactory) -> None:
+        """Take and reply to a message outside its conversation's turn (it stores nothing)."""
+        try:
+            accepted = await self._service.accept(await _completed(incoming))
+        except Exception:
+            log.exception("cannot take %s event %s", *_where(incoming))
+            await renderer_for(incoming.message).fail(APOLOGY)
+            return
+        await self._reply(accepted, renderer_for)
 
     async def _answer(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
         """Answer an accepted message in the conversation's turn."""

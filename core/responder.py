@@ -32,6 +32,7 @@ from core.safety import Safety
 from core.sentiment import Sentiment, running_mood
 from core.store import AnsweringStore
 from core.streaming import Streamed
+from core.turn_commands import CANCELLED, DROPPED, STOPPED_NOTE, StopCheck
 from core.types import (
     ContextReport,
     Reply,
@@ -97,6 +98,10 @@ class Answerer(Protocol):
         """The reply to the stored message ``message_id`` (deltas, then one Reply)."""
         ...
 
+    async def stop(self, message_id: int) -> None:
+        """Ask whoever answers ``message_id`` to stop: its answer ends with what was shown."""
+        ...
+
 
 class Responder:
     """Claims answer jobs and answers them with the store's context and the generator."""
@@ -141,6 +146,8 @@ class Responder:
         """The reply a job ended with (read from the store), or ``None`` while it runs."""
         if not job.status.ended:
             return None
+        if job.error == CANCELLED:
+            return Reply(text=DROPPED)
         if job.status is JobStatus.DONE and job.answer_id is not None:
             answer = self._store.answer(job.answer_id)
             if answer is not None:
@@ -152,8 +159,14 @@ class Responder:
                 )
         return Reply(kind=ReplyKind.ERROR, text=SET_ASIDE if job.set_aside else APOLOGY)
 
-    async def run(self, claim: Claim) -> AsyncGenerator[str | Reply, None]:
+    async def run(
+        self, claim: Claim, stop: StopCheck | None = None
+    ) -> AsyncGenerator[str | Reply, None]:
         """Answer a CLAIMED job: stream the answer and end the job with it.
+
+        ``stop`` is asked before generating and between tokens: once it says so (/cancel),
+        generation stops and the job ends with what was shown and
+        :data:`core.turn_commands.STOPPED_NOTE` (before any text: failed, as cancelled).
 
         The model failing (:class:`GenerationError`) ends the job with an apology; other
         errors (the database down) propagate with the job still held, so that the caller
@@ -167,6 +180,12 @@ class Responder:
         asked = await asyncio.to_thread(store.message, job.message_id)
         if asked is None:  # forgotten between the claim and now
             await asyncio.to_thread(store.fail_job, job.message_id, "forgotten", token=token)
+            return
+        if stop is not None and stop():  # /cancel came before its turn: it gets no answer
+            await asyncio.to_thread(store.fail_job, job.message_id, CANCELLED, token=token)
+            await self._scrub(asked)
+            yield DROPPED
+            yield Reply(text=DROPPED)
             return
         try:
             context, max_new_tokens, upset = await asyncio.to_thread(
@@ -188,6 +207,7 @@ class Responder:
         safety = self.safety
         gate = safety.gate(context.turns[0].content if context.turns else "")
         shown: list[str] = []
+        stopped = False
 
         async def keep(
             text: str, blocked: str | None = None, version: str | None = None
@@ -211,6 +231,10 @@ class Responder:
                     shown.append(part)
                     yield part
                 if gate is not None and gate.blocked is not None:
+                    await stream.aclose()
+                    break
+                if stop is not None and stop():
+                    stopped = True
                     await stream.aclose()
                     break
             else:
@@ -237,9 +261,16 @@ class Responder:
             await keep("".join(shown).strip() or "…")
             raise
         blocked = gate.blocked if gate is not None else None
+        note = ""
         if blocked is not None:
             log.warning("answer to message %s blocked: %s", job.message_id, blocked)
             text, version = SAFE_REPLY, self._generator.model_version
+        elif stopped:
+            log.info("answer to message %s stopped with /cancel", job.message_id)
+            partial = "".join(shown).strip()
+            note = ("\n\n" if partial else "") + STOPPED_NOTE
+            text, version = partial + note, self._generator.model_version
+            yield note
         else:
             result = stream.result
             safety.charge(asked.user, job.key, result.prompt_tokens + result.completion_tokens)
@@ -264,7 +295,7 @@ class Responder:
             return
         # Someone having a bad time is told how to say what went wrong: that feedback is
         # what the nightly fine-tuning learns from.
-        offer = self._spell(job.key.platform, FEEDBACK_OFFER) if upset else ""
+        offer = self._spell(job.key.platform, FEEDBACK_OFFER) if upset and not note else ""
         if offer:
             yield offer
         yield Reply(
@@ -312,18 +343,27 @@ class InProcessAnswerer:
 
     def __init__(self, responder: Responder) -> None:
         self._responder = responder
+        self._stopping: set[int] = set()
+        """Messages whose answer /cancel stopped, until their run ends."""
 
     def answer(self, message_id: int) -> Streamed[Reply]:
         return Streamed(self._answer(message_id))
+
+    async def stop(self, message_id: int) -> None:
+        self._stopping.add(message_id)
 
     async def _answer(self, message_id: int) -> AsyncIterator[str | Reply]:
         responder = self._responder
         while True:
             claim = await asyncio.to_thread(responder.claim, message_id)
             if claim.outcome is ClaimOutcome.CLAIMED:
-                async with aclosing(responder.run(claim)) as answering:
-                    async for item in answering:
-                        yield item
+                try:
+                    stop = lambda: message_id in self._stopping  # noqa: E731
+                    async with aclosing(responder.run(claim, stop)) as answering:
+                        async for item in answering:
+                            yield item
+                finally:
+                    self._stopping.discard(message_id)
                 return
             if claim.outcome in (ClaimOutcome.WAIT, ClaimOutcome.BUSY):
                 # An earlier message of this conversation is still being answered here.

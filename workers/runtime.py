@@ -28,7 +28,7 @@ from core.metrics import GENERATION_SECONDS
 from core.registry import AdapterRegistry
 from core.responder import APOLOGY, Responder
 from core.types import Reply, ReplyKind, utcnow
-from workers.streams import StreamWriter
+from workers.streams import StopFlag, StreamWriter
 
 __all__ = ["Outcome", "WorkerParts", "WorkerRuntime", "hand_over", "handed"]
 
@@ -118,7 +118,8 @@ class WorkerRuntime:
         reply: Reply | None = None
         try:
             async with asyncio.timeout(self.settings.scaling.task_time_limit_s):
-                async for item in self.responder.run(claim):
+                stop = StopFlag(self.redis, job.message_id)
+                async for item in self.responder.run(claim, stop):
                     if isinstance(item, Reply):
                         reply = item
                     else:

@@ -27,7 +27,7 @@ from core.metrics import QUEUE_DEPTH
 from core.responder import APOLOGY, Responder
 from core.streaming import Streamed
 from core.types import Reply, ReplyKind
-from workers.streams import decode_entry, stream_key
+from workers.streams import STREAM_TTL_S, decode_entry, stop_key, stream_key
 
 __all__ = ["GAVE_UP", "CeleryAnswerer", "RemoteGenerator", "record_queue_depths"]
 
@@ -59,6 +59,10 @@ class CeleryAnswerer:
 
     def answer(self, message_id: int) -> Streamed[Reply]:
         return Streamed(self._answer(message_id))
+
+    async def stop(self, message_id: int) -> None:
+        """Ask the worker answering ``message_id`` to stop (it reads the flag between tokens)."""
+        await self._redis.set(stop_key(message_id), "1", ex=STREAM_TTL_S)
 
     async def _answer(self, message_id: int) -> AsyncIterator[str | Reply]:
         try:

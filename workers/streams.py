@@ -9,18 +9,30 @@ mixing two attempts' text.
 
 Streams are a convenience, not the record: the database holds every answer, and a reader
 that cannot reach Redis falls back to it (see :class:`workers.scaled.CeleryAnswerer`).
+
+The other way, ``parley:stop:<message id>`` asks the worker to stop an answer (/cancel):
+the web process sets it, and the worker reads it between tokens (:class:`StopFlag`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from core.types import Reply, ReplyKind
 
-__all__ = ["STREAM_TTL_S", "StreamEntry", "StreamWriter", "decode_entry", "stream_key"]
+__all__ = [
+    "STREAM_TTL_S",
+    "StopFlag",
+    "StreamEntry",
+    "StreamWriter",
+    "decode_entry",
+    "stop_key",
+    "stream_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,37 @@ _MAX_ENTRIES = 20_000
 def stream_key(message_id: int) -> str:
     """The Redis key of the stream of one job's answer."""
     return f"parley:answer:{message_id}"
+
+
+def stop_key(message_id: int) -> str:
+    """The Redis key that asks the worker answering a job to stop (set by /cancel)."""
+    return f"parley:stop:{message_id}"
+
+
+class StopFlag:
+    """Whether /cancel asked to stop one job's answer: a :data:`core.turn_commands.StopCheck`.
+
+    Asked between tokens, it reads Redis at most every ``every`` seconds; Redis being down
+    reads as "go on" (the answer is then not stoppable, never lost).
+    """
+
+    def __init__(self, redis: Any, message_id: int, every: float = 0.1) -> None:
+        self._redis = redis
+        self._key = stop_key(message_id)
+        self._every = every
+        self._next = 0.0
+        self._stop = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._stop or now < self._next:
+            return self._stop
+        self._next = now + self._every
+        try:
+            self._stop = bool(self._redis.exists(self._key))
+        except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
+            log.debug("cannot read %s: %s", self._key, exc)
+        return self._stop
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ from bots.slack.render import FEEDBACK_GOOD, to_mrkdwn
 from bots.slack.reply import SlackReply
 from core.conversation import APOLOGY
 from core.errors import ConfigurationError
-from core.inbox import Inbox, Incoming, Receipt
+from core.inbox import Inbox, Incoming, Receipt, RendererFactory
+from core.turn_commands import RETRY
 from core.types import Message, Rating, UserRef
 
 __all__ = ["EVENTS_PATH", "MAX_BODY_BYTES", "SlackAdapter"]
@@ -202,10 +203,13 @@ class SlackAdapter:
         await ack()
         message = command_message(command, self._last_threads)
         if message is not None:
-            await self._inbox.receive(
-                Incoming(message, refusable=False),
-                lambda message: CommandReply(self._client, respond, message),
+            command_reply: RendererFactory = lambda message: CommandReply(  # noqa: E731
+                self._client, respond, message
             )
+            # /parley retry's new answer shows in the conversation, with its 👍/👎 buttons.
+            retried = message.text.split()[0] == "/" + RETRY
+            renderer = self._reply_in_thread if retried else command_reply
+            await self._inbox.receive(Incoming(message, refusable=False), renderer)
 
     async def _on_feedback(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
