@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from core.db import SqlStore, create_engine_for
 from core.db.engine import upgrade
-from core.jobs import DeliveryHold, DeliveryStore
+from core.jobs import DeliveryHold, DeliveryStore, Job
 from core.store import Store
 from tests.job_fixtures import EXPIRE, KEY, OTHER, SHORT_LEASE, THIRD, ask, claim, finish
 from tests.store_fixtures import together
@@ -112,12 +112,11 @@ def test_of_many_processes_racing_for_one_delivery_exactly_one_wins(database_url
     store = SqlStore(engine)
     jobs = [ask(store, f"q{n}", key=KEY) for n in range(5)]
     for asked in jobs:
-        won = together(
-            8,
-            lambda n, message_id=asked.id: store.claim_delivery(
-                message_id, f"web-{n}", lease_seconds=LONG
-            ),
-        )
+
+        def take(n: int, message_id: int = asked.id) -> Job | None:
+            return store.claim_delivery(message_id, f"web-{n}", lease_seconds=LONG)
+
+        won = together(8, take)
         winners = [n for n, job in won.items() if job is not None]
         assert len(winners) == 1
         job = store.job(asked.id)
