@@ -297,4 +297,8 @@ class LiveReply(ABC):
         if self._report is None or ids == self._reported:
             return
         self._reported = ids
-        await self._report(ids)
+        self._requesting = True  # finish() waits for the record, as for a request
+        try:
+            await self._report(ids)
+        finally:
+            self._requesting = False

@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from slack_sdk.web.async_client import AsyncWebClient
 from telegram import Bot
 
+from bots.slack.deliver import SlackDeliverer
 from bots.telegram.adapter import TelegramAdapter
 from core.commands import CommandRegistry
 from core.conversation import ConversationOptions, ConversationService, build_responder
@@ -25,11 +27,14 @@ from core.jobs import DeliveryHold, Job
 from core.outbox import Outbox, OutboxOptions
 from core.responder import APOLOGY, InProcessAnswerer
 from core.safety import Safety
-from core.types import ConversationKey, Role
+from core.streaming import Streamed
+from core.types import ConversationKey, Reply, Role
+from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import ADA, FakeTelegram, private_message
+from tests.slack_fixtures import slack
 from tests.telegram_fixtures import options_for, telegram
 
-__all__ = ["telegram"]
+__all__ = ["slack", "telegram"]
 
 LEASE = 0.6
 KEY = ConversationKey("telegram", None, str(ADA["id"]), None)
@@ -172,3 +177,55 @@ async def test_a_job_that_failed_while_its_process_was_gone_gets_one_apology(
         await telegram.settle(quiet=0.3)
 
     assert telegram.texts(ADA["id"]) == [APOLOGY]
+
+
+async def test_on_slack_an_orphaned_answer_updates_the_message_its_dead_process_posted(
+    slack: FakeSlack, sqlite_url: str
+) -> None:
+    store = SqlStore(create_engine_for(sqlite_url))
+    key = ConversationKey("slack", "T1", "D1", None)
+    client = AsyncWebClient(token=FakeSlack.TOKEN, base_url=slack.api_url)
+    store.hold_deliveries(DeliveryHold("dead", 0.05))
+    asked = store.append(key, Role.USER, "explain", user=None, expects_answer=True)
+    partial = await client.chat_postMessage(channel="D1", text="Part of")
+    store.record_shown(asked.id, "dead", [str(partial["ts"])])
+    _answered(store, asked.id, "Part of the answer, and the rest.")
+    reply_for = build_responder(
+        store=store,
+        generator=EchoGenerator(),
+        tokens=WordTokenCounter(),
+        options=ConversationOptions(
+            system_prompt="Be brief.", prompt_budget=200, max_new_tokens=50
+        ),
+        safety=Safety(),
+    ).reply_for
+    outbox = Outbox(
+        store,
+        answerer=_NoAnswerer(),
+        reply_for=reply_for,
+        options=OutboxOptions(lease_seconds=LEASE, sweep_seconds=0.1),
+    )
+    outbox.add(SlackDeliverer(client, edit_interval=0.03))
+    await outbox.start()
+    try:
+        for _ in range(100):
+            if _job(store, asked.id).delivered:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await outbox.stop()
+        await outbox.release()
+        store.dispose()
+
+    (shown,) = slack.posted("D1")
+    assert shown.ts == partial["ts"]
+    assert shown.shown == "Part of the answer, and the rest."
+    assert shown.buttons
+    assert len(slack.calls_of("chat.postMessage")) == 1
+
+
+class _NoAnswerer:
+    """The answerer of a test whose jobs have all ended (none is answered anew)."""
+
+    def answer(self, message_id: int) -> Streamed[Reply]:
+        raise AssertionError(f"message {message_id} was answered again")
