@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from bots.telegram.adapter import SECRET_HEADER, WEBHOOK_PATH
 from config.settings import Settings
 from core.db import SqlStore, create_engine_for
+from core.errors import StoreError
 from core.jobs import Job
 from core.types import ConversationKey, Role
 from tests.fakes.telegram import ADA, FakeTelegram, private_message
@@ -263,3 +264,36 @@ async def test_a_polling_process_killed_mid_stream_leaves_one_complete_answer(
         await _one_complete_answer(telegram, f"sqlite:///{database}")
     finally:
         running.stop_all()
+
+
+async def test_a_polling_process_killed_before_answering_answers_after_its_restart(
+    telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'parley.db'}"
+    running = Running(
+        _settings(telegram, tmp_path, database_url=url, task_time_limit_s=4), tmp_path
+    )
+    try:
+        running.start("poll1", "-m", "bots.telegram", "-v")
+        await running.wait_for("poll1", "Parley is on Telegram")
+        telegram.push(private_message(f"{LATE} Tell me something."))
+        await _stored(url)  # accepted: the update is taken and the message stored
+        running.kill("poll1")
+        assert telegram.messages(CHAT) == []
+
+        running.start("poll2", "-m", "bots.telegram", "-v")
+        await _one_complete_answer(telegram, url)
+    finally:
+        running.stop_all()
+
+
+async def _stored(database_url: str, within: float = 60) -> None:
+    """Wait until the person's message is stored with its answer job."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            _the_job(database_url)
+            return
+        except (ValueError, AssertionError, StoreError):
+            await asyncio.sleep(0.1)
+    raise AssertionError("the message was never stored")
