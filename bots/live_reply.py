@@ -16,6 +16,11 @@ up by the platform. Text past one message's limit continues in the next. A 429 h
 pacer for as long as the platform asks: the edits in between are skipped, and
 :meth:`LiveReply.finish` always delivers the final text (retrying it), then the reply's
 pictures (the ``/explain`` charts), each sent once or not at all.
+
+A reply can continue messages sent earlier (``shown``: their ids, from a process that
+died while sending them; see :mod:`core.outbox`): they are edited, never sent again. The
+ids of the messages that show the reply are reported as soon as each exists
+(:meth:`LiveReply.report_shown`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from core.outbox import ShownCallback
 from core.types import Reply, ReplyKind
 
 __all__ = ["EMPTY", "LiveReply", "Pacer", "RateLimited", "Shown"]
@@ -88,11 +94,21 @@ class LiveReply(ABC):
     final_attempts = 8
     """How often the final text (and each picture) is tried on 429s before giving up."""
 
-    def __init__(self, *, pacer: Pacer, where: str, max_wait: float = math.inf) -> None:
+    def __init__(
+        self,
+        *,
+        pacer: Pacer,
+        where: str,
+        max_wait: float = math.inf,
+        shown: Sequence[str] = (),
+    ) -> None:
         self._pacer = pacer
         self._where = where  # the chat, for the log
         self._max_wait = max_wait
-        self._shown: list[Shown] = []
+        # Messages sent earlier show an unknown text: the first text edits them.
+        self._shown: list[Shown] = [Shown(id, "") for id in shown]
+        self._reported = tuple(shown)
+        self._report: ShownCallback | None = None
         self._text = ""
         self._changed = asyncio.Event()
         self._closing = False
@@ -138,6 +154,10 @@ class LiveReply(ABC):
         return False
 
     # ---- the renderer (core.streaming.ReplyRenderer) ------------------------------------
+
+    def report_shown(self, callback: ShownCallback) -> None:
+        """Call ``callback`` with the ids of the reply's messages whenever they change."""
+        self._report = callback
 
     async def add(self, delta: str) -> None:
         """Take the next piece of text; it is shown as soon as the chat's pace allows."""
@@ -258,12 +278,27 @@ class LiveReply(ABC):
                 return  # finish() takes over from here with the final text
             if index == len(self._shown):
                 self._shown.append(Shown(await self._send(part, wanted), part, wanted))
+                await self._reported_now()
                 continue
             shown = self._shown[index]
             if shown.text != part or shown.buttons != wanted:
                 shown.id = await self._edit(shown, part, wanted)
                 shown.text, shown.buttons = part, wanted
+                await self._reported_now()
         if final:
             # The final text can be shorter than what was streamed (e.g. trimmed).
             while len(self._shown) > len(parts):
                 await self._delete(self._shown.pop())
+            await self._reported_now()
+
+    async def _reported_now(self) -> None:
+        """Tell the callback the messages' ids, if they changed since it was last told."""
+        ids = tuple(shown.id for shown in self._shown)
+        if self._report is None or ids == self._reported:
+            return
+        self._reported = ids
+        self._requesting = True  # finish() waits for the record, as for a request
+        try:
+            await self._report(ids)
+        finally:
+            self._requesting = False

@@ -8,6 +8,10 @@ Usage (the Procfile's ``web`` line)::
 Routes: ``POST /telegram/webhook`` (when a Telegram token is configured),
 ``POST /slack/events`` (when a Slack bot token and signing secret are configured),
 ``GET /healthz`` (database reachable, model loaded) and ``GET /metrics`` (Prometheus).
+
+While it serves, its outbox (:mod:`core.outbox`) renews the deliveries it holds and, at
+start and every ``PARLEY_DELIVERY_SWEEP_S``, delivers the replies that a web process which
+stopped left undelivered, through the adapters' deliverers.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from config.settings import Settings
 from config.startup import entry_point, start
 from config.wiring import Parley, build_web
 from core.errors import ParleyError
+from core.outbox import Deliverer
 from core.types import ConversationKey
 
 __all__ = ["PlatformAdapter", "create_app", "main"]
@@ -54,6 +59,10 @@ class PlatformAdapter(Protocol):
         """Finish work in progress and disconnect."""
         ...
 
+    def deliverer(self) -> Deliverer:
+        """What delivers the replies a stopped process left (see :mod:`core.outbox`)."""
+        ...
+
 
 def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
     """The ASGI app for the given parts; the adapters start and stop with it."""
@@ -75,13 +84,22 @@ def create_app(parley: Parley, adapters: list[PlatformAdapter]) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        outbox = parley.outbox
         for adapter in adapters:
             await adapter.start()
+            if outbox is not None:
+                outbox.add(adapter.deliverer())
+        if outbox is not None:
+            await outbox.start()
         try:
             yield
         finally:
+            if outbox is not None:
+                await outbox.stop()
             for adapter in reversed(adapters):
                 await adapter.stop()
+            if outbox is not None:
+                await outbox.release()
 
     routes: list[BaseRoute] = [
         Route("/healthz", health, methods=["GET"]),

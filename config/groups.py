@@ -252,6 +252,29 @@ class JobSettings(Group):
     reconcile_interval_s: float = Field(
         default=30.0, gt=0, description="How often the reconciler looks for stalled messages."
     )
+    delivery_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A reply whose process stopped for this long before delivering it is delivered "
+            "by another live process."
+        ),
+    )
+    delivery_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a process renews its deliveries and looks for orphaned replies.",
+    )
+
+    @model_validator(mode="after")
+    def _sweep_within_lease(self) -> JobSettings:
+        if self.delivery_sweep_s * 2 > self.delivery_lease_s:
+            # A live process must renew its holds at least twice within one lease.
+            raise ValueError(
+                f"PARLEY_DELIVERY_SWEEP_S ({self.delivery_sweep_s:g}) must be at most half of "
+                f"PARLEY_DELIVERY_LEASE_S ({self.delivery_lease_s:g})"
+            )
+        return self
 
 
 class FineTuningSettings(Group):

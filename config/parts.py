@@ -21,6 +21,7 @@ from core.generator import LocalGenerator, TokenCounter
 from core.limits import Limiter, LimitOptions, Limits, MemoryLimiter, RedisLimiter
 from core.media import MediaIntake, MediaLimits
 from core.moderation import ProfanityModerator
+from core.outbox import OutboxOptions
 from core.privacy import (
     Forgetter,
     LimitsForgetter,
@@ -49,6 +50,7 @@ __all__ = [
     "open_registry",
     "open_store",
     "open_versions",
+    "outbox_options",
     "watch_versions",
     "web_token_counter",
 ]
@@ -130,6 +132,14 @@ def load_sentiment(settings: Settings) -> SentimentClassifier | None:
 def job_options(settings: Settings) -> JobOptions:
     """How answer jobs are leased and retried."""
     return options_for(JobOptions, settings.jobs, lease_seconds=lease_seconds(settings))
+
+
+def outbox_options(settings: Settings) -> OutboxOptions:
+    """How replies' deliveries are held and swept (:mod:`core.outbox`)."""
+    return OutboxOptions(
+        lease_seconds=settings.jobs.delivery_lease_s,
+        sweep_seconds=settings.jobs.delivery_sweep_s,
+    )
 
 
 def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake | None:

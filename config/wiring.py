@@ -31,6 +31,7 @@ from config.parts import (
     open_registry,
     open_store,
     open_versions,
+    outbox_options,
     watch_versions,
     web_token_counter,
 )
@@ -43,6 +44,7 @@ from core.explanation import Explainer
 from core.generator import Generator, LocalGenerator, TokenCounter
 from core.inbox import Inbox
 from core.media import MediaIntake
+from core.outbox import Outbox
 from core.privacy import (
     Privacy,
     Retention,
@@ -98,11 +100,15 @@ class Parley:
     """The embedded deployment's in-process purge of old conversations."""
     explainer: Explainer | None = None
     """What /explain attributes answers with, where this process has model weights for it."""
+    outbox: Outbox | None = None
+    """Holds the deliveries of the replies this process owes; sweeps for orphaned ones."""
     inbox: Inbox = field(init=False)
     """Where the platform adapters hand incoming events (claims and deliveries in the store)."""
 
     def __post_init__(self) -> None:
-        self.inbox = Inbox(self.service, events=self.store, conversations=self.store)
+        self.inbox = Inbox(
+            self.service, events=self.store, conversations=self.store, outbox=self.outbox
+        )
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -136,6 +142,15 @@ def _responder(
         options=conversation_options(settings),
         safety=safety,
         jobs=job_options(settings),
+    )
+
+
+def _outbox(
+    settings: Settings, store: SqlStore, answerer: Answerer, responder: Responder
+) -> Outbox:
+    """The outbox of this process's replies: it holds the jobs opened here from now on."""
+    return Outbox(
+        store, answerer=answerer, reply_for=responder.reply_for, options=outbox_options(settings)
     )
 
 
@@ -185,6 +200,8 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     sentiment = load_sentiment(settings)
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, generator.tokens, safety)
+    answerer = InProcessAnswerer(responder)
+    outbox = _outbox(settings, store, answerer, responder)
     explainer: Explainer | None = (
         ModelExplainer(generator.loaded, sentiment)
         if isinstance(generator, RunsLoadedModel)
@@ -198,7 +215,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
         settings,
         store,
         safety,
-        InProcessAnswerer(responder),
+        outbox.answering(answerer),
         explainer=explainer,
         sentiment=sentiment,
         media=build_media(settings),
@@ -212,6 +229,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
         store,
         generator,
         service,
+        outbox=outbox,
         model=generator,
         watcher=watcher,
         retention=retention,
@@ -242,15 +260,16 @@ def build_web(settings: Settings) -> Parley:
         enqueue=queued.tasks.answer,
         wait_seconds=settings.scaling.answer_wait_s,
     )
+    outbox = _outbox(settings, store, answerer, responder)
     service = _service(
         settings,
         store,
         safety,
-        answerer,
+        outbox.answering(answerer),
         sentiment=load_sentiment(settings),
         media=build_media(settings, queued),
     )
-    return Parley(settings, store, generator, service, queued=queued)
+    return Parley(settings, store, generator, service, queued=queued, outbox=outbox)
 
 
 def build_worker(settings: Settings) -> WorkerRuntime:

@@ -26,7 +26,9 @@ The sequence, the same for every platform:
    takes its turn before it is accepted): streamed into a
    :class:`core.streaming.ReplyRenderer`; a failure gets an apology.
 5. **record**: the platform message that shows an answer is stored, so that replies
-   to it can name it.
+   to it can name it; with an :class:`core.outbox.Outbox`, the job is marked delivered
+   (and the platform messages it sent are recorded as they are sent), so that a process
+   that takes over after this one died neither loses the reply nor sends it twice.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from core.commands import parse_command
 from core.conversation import APOLOGY, Accepted, ConversationService
 from core.errors import StoreError
 from core.locks import KeyedLocks
+from core.outbox import Outbox
 from core.store import ConversationStore, EventStore
 from core.streaming import ReplyRenderer
 from core.turn_commands import stops_an_answer
@@ -102,10 +105,12 @@ class Inbox:
         *,
         events: EventStore,
         conversations: ConversationStore,
+        outbox: Outbox | None = None,
     ) -> None:
         self._service = service
         self._events = events
         self._conversations = conversations
+        self._outbox = outbox
         self._order = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -200,9 +205,18 @@ class Inbox:
             await self._reply(accepted, renderer_for)
 
     async def _reply(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
+        """Stream the reply into its renderer, then record that it was delivered."""
+        renderer = renderer_for(accepted.message)
+        if self._outbox is None:
+            await self._show(accepted, renderer)
+            return
+        with self._outbox.follow(renderer) as following:
+            await self._show(accepted, renderer)
+            await following.delivered()
+
+    async def _show(self, accepted: Accepted, renderer: ReplyRenderer) -> None:
         """Stream the reply into its renderer, then record where the answer shows."""
         message = accepted.message
-        renderer = renderer_for(message)
         try:
             async with aclosing(self._service.reply(accepted)) as stream:
                 async for delta in stream:

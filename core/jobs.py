@@ -23,10 +23,17 @@ The lifecycle::
     queued ──claim──▶ running ──finish──▶ done
        ▲                 │  └───fail────▶ failed
        └── lease expires ┘
+
+Delivery is part of the job's life too (:class:`DeliveryStore`, :mod:`core.outbox`): a
+job is opened *held* for delivery by the process that accepted its message, which renews
+that hold while it lives; once the reply has reached the person the job is *delivered*.
+A job whose holder died (its hold expired) is delivered by another live process, which
+edits the platform messages already sent (:attr:`Job.shown`) rather than sending anew.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -38,9 +45,12 @@ __all__ = [
     "AnswerDetails",
     "Claim",
     "ClaimOutcome",
+    "DeliveryHold",
+    "DeliveryStore",
     "Job",
     "JobStatus",
     "JobStore",
+    "delivery_free",
     "lease_expired",
     "set_aside_reason",
     "settled_claim",
@@ -84,6 +94,14 @@ class Job:
     error: str | None = None
     in_group: bool = False
     """Asked in a group chat: the prompt names each turn's speaker."""
+    delivered: bool = False
+    """The reply reached the person (jobs from before deliveries were kept count as such)."""
+    delivery_holder: str | None = None
+    """The process that holds the delivery (see :class:`DeliveryStore`), if any."""
+    delivery_lease_until: datetime | None = None
+    """When the holder's hold runs out unless it renews it."""
+    shown: tuple[str, ...] = ()
+    """The platform messages of the reply sent so far (ids, in order)."""
 
     @property
     def set_aside(self) -> bool:
@@ -135,6 +153,15 @@ class AnswerDetails(TypedDict, total=False):
 def lease_expired(job: Job, now: datetime) -> bool:
     """Whether a running job's lease has run out (its runner is presumed dead)."""
     return job.lease_until is not None and job.lease_until < now
+
+
+def delivery_free(job: Job, holder: str, now: datetime) -> bool:
+    """Whether ``holder`` may take the job's delivery: pending, and unheld, its own or expired."""
+    if job.delivered:
+        return False
+    if job.delivery_holder is None or job.delivery_holder == holder:
+        return True
+    return job.delivery_lease_until is not None and job.delivery_lease_until < now
 
 
 def settled_claim(job: Job, now: datetime) -> Claim | None:
@@ -204,4 +231,52 @@ class JobStore(Protocol):
 
     def touch_job(self, message_id: int) -> None:
         """Record that the job was queued again now (so the reconciler waits before the next)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryHold:
+    """A process's hold on the deliveries of the jobs it opens (see :class:`DeliveryStore`)."""
+
+    holder: str
+    lease_seconds: float
+
+
+class DeliveryStore(Protocol):
+    """Who delivers each job's reply to the person: an outbox with a lease (:mod:`core.outbox`).
+
+    A job is *pending* until :meth:`finish_delivery`; while pending it is held by at most
+    one live process. A hold lasts ``lease_seconds`` unless renewed; a pending job with no
+    holder, or whose hold ran out, is free for any process to :meth:`claim_delivery`.
+    """
+
+    def hold_deliveries(self, hold: DeliveryHold | None) -> None:
+        """Open the jobs of messages stored through this store from now on held by ``hold``."""
+        ...
+
+    def claim_delivery(self, message_id: int, holder: str, *, lease_seconds: float) -> Job | None:
+        """Hold the job's delivery if it is pending and free (or held by ``holder``).
+
+        Returns the job as held, or ``None``: delivered already, held by another, or unknown.
+        """
+        ...
+
+    def renew_deliveries(self, holder: str, *, lease_seconds: float) -> int:
+        """Extend every pending hold of ``holder`` by ``lease_seconds`` from now; how many."""
+        ...
+
+    def release_deliveries(self, holder: str) -> int:
+        """Let go of every pending hold of ``holder`` (at shutdown); how many."""
+        ...
+
+    def record_shown(self, message_id: int, holder: str, shown: Sequence[str]) -> bool:
+        """Record the platform messages of a reply sent so far, while ``holder`` holds it."""
+        ...
+
+    def finish_delivery(self, message_id: int, holder: str) -> bool:
+        """Mark the reply delivered, unless another process took the delivery over."""
+        ...
+
+    def undelivered(self, platforms: Sequence[str], *, limit: int = 100) -> list[Job]:
+        """Pending deliveries free to claim in conversations of ``platforms``, oldest first."""
         ...

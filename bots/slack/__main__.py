@@ -24,44 +24,68 @@ from starlette.applications import Starlette
 from bots.slack import SlackAdapter, SlackConfig, build_slack
 from config.startup import entry_point, start
 from config.wiring import build_web
+from core.outbox import Outbox
 
 __all__ = ["http_app", "main", "run_socket_mode", "serve_http"]
 
 log = logging.getLogger("bots.slack")
 
 
-async def run_socket_mode(adapter: SlackAdapter, app_token: str) -> None:
+async def run_socket_mode(
+    adapter: SlackAdapter, app_token: str, outbox: Outbox | None = None
+) -> None:
     """Receive events over Slack's Socket Mode websocket until cancelled."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     await adapter.start()
     handler = AsyncSocketModeHandler(adapter.app, app_token)
+    await _start_outbox(adapter, outbox)
     try:
         await handler.start_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
-        await adapter.stop()
+        await _stop(adapter, outbox)
 
 
-def http_app(adapter: SlackAdapter) -> Starlette:
+def http_app(adapter: SlackAdapter, outbox: Outbox | None = None) -> Starlette:
     """A Starlette app serving only the adapter's ``/slack/events``; it stops the adapter."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await _start_outbox(adapter, outbox)
         try:
             yield
         finally:
-            await adapter.stop()
+            await _stop(adapter, outbox)
 
     return Starlette(routes=adapter.routes(), lifespan=lifespan)
 
 
-async def serve_http(adapter: SlackAdapter, host: str, port: int) -> None:
+async def serve_http(
+    adapter: SlackAdapter, host: str, port: int, outbox: Outbox | None = None
+) -> None:
     """Check the bot token, then serve the Events API endpoint with uvicorn until stopped."""
     import uvicorn
 
     await adapter.start()  # before serving, so that a refused token is one clear line
-    await uvicorn.Server(uvicorn.Config(http_app(adapter), host=host, port=port)).serve()
+    app = http_app(adapter, outbox)
+    await uvicorn.Server(uvicorn.Config(app, host=host, port=port)).serve()
+
+
+async def _start_outbox(adapter: SlackAdapter, outbox: Outbox | None) -> None:
+    """Deliver, through this adapter, the replies that a process which stopped left."""
+    if outbox is not None:
+        outbox.add(adapter.deliverer())
+        await outbox.start()
+
+
+async def _stop(adapter: SlackAdapter, outbox: Outbox | None) -> None:
+    """Stop sweeping, let the replies in progress finish, then release what is left."""
+    if outbox is not None:
+        await outbox.stop()
+    await adapter.stop()
+    if outbox is not None:
+        await outbox.release()
 
 
 @entry_point
@@ -80,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         adapter = build_slack(parley.inbox, settings)
         if config.app_token is not None:
             log.info("Slack: Socket Mode")
-            asyncio.run(run_socket_mode(adapter, config.app_token))
+            asyncio.run(run_socket_mode(adapter, config.app_token, parley.outbox))
         else:
             host = args.host or settings.web.host
             port = args.port or settings.web.port
             log.info("Slack: HTTP events at http://%s:%s/slack/events", host, port)
-            asyncio.run(serve_http(adapter, host, port))
+            asyncio.run(serve_http(adapter, host, port, parley.outbox))
     return 0
 
 

@@ -39,6 +39,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bots.slack.command import CommandReply
+from bots.slack.deliver import SlackDeliverer
 from bots.slack.events import (
     PLATFORM,
     LastThreads,
@@ -108,6 +109,10 @@ class SlackAdapter:
         self.app.action(_FEEDBACK)(self._on_feedback)
 
     # ---- the web process (bots.web's PlatformAdapter) -------------------------------------
+
+    def deliverer(self) -> SlackDeliverer:
+        """What delivers replies left by a process that stopped (:mod:`core.outbox`)."""
+        return SlackDeliverer(self._client, edit_interval=self._edit_interval)
 
     def routes(self) -> list[BaseRoute]:
         """``POST /slack/events``: the Request URL for events, the command and interactivity."""

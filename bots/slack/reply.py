@@ -69,8 +69,10 @@ class SlackReply(LiveReply):
         edit_interval: float = 1.0,
         limit: int = MAX_CHARS,
         max_wait: float = 30.0,
+        shown: Sequence[str] = (),
     ) -> None:
-        super().__init__(pacer=Pacer(edit_interval), where=channel, max_wait=max_wait)
+        """``shown``: messages of this reply sent earlier, to edit (see :class:`LiveReply`)."""
+        super().__init__(pacer=Pacer(edit_interval), where=channel, max_wait=max_wait, shown=shown)
         self._client = client
         self._channel = channel
         self._thread_ts = thread_ts

@@ -25,23 +25,31 @@ from bots.telegram.options import TelegramOptions
 from config.startup import entry_point, start
 from config.wiring import build_web
 from core.errors import ConfigurationError
+from core.outbox import Outbox
 
 __all__ = ["main", "serve"]
 
 
-async def serve(adapter: TelegramAdapter) -> None:
-    """Run the adapter until SIGINT or SIGTERM."""
+async def serve(adapter: TelegramAdapter, outbox: Outbox | None = None) -> None:
+    """Run the adapter until SIGINT or SIGTERM; with ``outbox``, deliver what a run left."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(sig, stopping.set)
     await adapter.start()
+    if outbox is not None:
+        outbox.add(adapter.deliverer())
+        await outbox.start()
     print("Parley is on Telegram. Ctrl-C stops it.", file=sys.stderr, flush=True)
     try:
         await stopping.wait()
     finally:
+        if outbox is not None:
+            await outbox.stop()
         await adapter.stop()
+        if outbox is not None:
+            await outbox.release()
 
 
 @entry_point
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"Loading the model {settings.llm.name} …", file=sys.stderr, flush=True)
     with contextlib.closing(build_web(settings)) as parley, contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(TelegramAdapter(parley.inbox, options)))
+        asyncio.run(serve(TelegramAdapter(parley.inbox, options), parley.outbox))
     return 0
 
 

@@ -36,6 +36,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bots.live_reply import Pacer
 from bots.telegram.buttons import parse_feedback_data
+from bots.telegram.deliver import TelegramDeliverer
 from bots.telegram.files import with_attachments
 from bots.telegram.inbound import BotIdentity, to_message, user_ref
 from bots.telegram.logs import redact_in_logs
@@ -94,6 +95,10 @@ class TelegramAdapter:
     def running(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
         return self._me is not None and self._app.running
+
+    def deliverer(self) -> TelegramDeliverer:
+        """What delivers replies left by a process that stopped (:mod:`core.outbox`)."""
+        return TelegramDeliverer(self._app.bot, self._pacer)
 
     def routes(self) -> list[BaseRoute]:
         """The webhook route for the web process: ``POST /telegram/webhook``."""
@@ -268,18 +273,22 @@ class TelegramAdapter:
     def _reply_to(self, incoming: TelegramMessage, message: Message) -> TelegramReply:
         """The renderer of the reply to ``incoming``: in its chat and topic, "typing…"."""
         chat_id = incoming.chat_id
-        pacer = self._pacers.get(chat_id)
-        if pacer is None:
-            pacer = self._pacers[chat_id] = Pacer(self._options.edit_interval)
         return TelegramReply(
             self._app.bot,
             chat_id,
-            pacer=pacer,
+            pacer=self._pacer(chat_id),
             thread_id=incoming.message_thread_id if incoming.is_topic_message else None,
             # In a group, the reply quotes the message it answers.
             quote=incoming.message_id if message.is_group else None,
             typing_interval=self._options.typing_interval,
         )
+
+    def _pacer(self, chat_id: int) -> Pacer:
+        """The chat's pacer, shared by its replies."""
+        pacer = self._pacers.get(chat_id)
+        if pacer is None:
+            pacer = self._pacers[chat_id] = Pacer(self._options.edit_interval)
+        return pacer
 
 
 def _log_polling_error(error: TelegramError) -> None:

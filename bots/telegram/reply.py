@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -70,8 +71,10 @@ class TelegramReply(LiveReply):
         quote: int | None = None,
         limit: int = MESSAGE_LIMIT,
         typing_interval: float | None = None,
+        shown: Sequence[str] = (),
     ) -> None:
-        super().__init__(pacer=pacer, where=f"Telegram chat {chat_id}")
+        """``shown``: messages of this reply sent earlier, to edit (see :class:`LiveReply`)."""
+        super().__init__(pacer=pacer, where=f"Telegram chat {chat_id}", shown=shown)
         self._bot = bot
         self._chat_id = chat_id
         self._thread_id = thread_id

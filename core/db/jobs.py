@@ -41,6 +41,7 @@ from core.jobs import (
     AnswerDetails,
     Claim,
     ClaimOutcome,
+    DeliveryHold,
     Job,
     JobStatus,
     set_aside_reason,
@@ -198,9 +199,18 @@ def lock_conversation(s: Session, conversation_id: int) -> None:
 
 
 def open_job(
-    s: Session, message_id: int, conversation_id: int, now: datetime, *, in_group: bool
+    s: Session,
+    message_id: int,
+    conversation_id: int,
+    now: datetime,
+    *,
+    in_group: bool,
+    hold: DeliveryHold | None = None,
 ) -> None:
-    """Open the ``queued`` job of a message just stored (its conversation locked first)."""
+    """Open the ``queued`` job of a message just stored (its conversation locked first).
+
+    Its delivery is pending, held by ``hold`` when given (the accepting process).
+    """
     s.execute(
         insert(AnswerJobRow).values(
             message_id=message_id,
@@ -210,6 +220,10 @@ def open_job(
             in_group=in_group,
             created_at=now,
             updated_at=now,
+            delivery_holder=hold.holder if hold is not None else None,
+            delivery_lease_until=(
+                now + timedelta(seconds=hold.lease_seconds) if hold is not None else None
+            ),
         )
     )
 
@@ -234,6 +248,10 @@ def read_job(s: Session, message_id: int) -> Job | None:
         answer_id=row.answer_id,
         error=row.error,
         in_group=row.in_group,
+        delivered=row.delivered_at is not None,
+        delivery_holder=row.delivery_holder,
+        delivery_lease_until=row.delivery_lease_until,
+        shown=tuple(row.shown.splitlines()) if row.shown else (),
     )
 
 

@@ -25,6 +25,7 @@ from core.db.rows import (
     rowcount,
     stored_message,
 )
+from core.jobs import DeliveryHold
 from core.store import NewTurn, draft_turn
 from core.types import Answer, ConversationKey, Role, StoredMessage, utcnow
 
@@ -33,6 +34,9 @@ __all__ = ["SqlConversations", "SqlTurns", "conversation_id"]
 
 class SqlConversations(SqlPart):
     """:class:`core.store.ConversationStore` in SQL."""
+
+    delivery_hold: DeliveryHold | None = None
+    """Who holds the deliveries of the jobs opened here (see :mod:`core.db.deliveries`)."""
 
     def append(
         self, key: ConversationKey, role: Role, text: str, **turn: Unpack[NewTurn]
@@ -47,7 +51,14 @@ class SqlConversations(SqlPart):
             stored = add_message(s, conversation, draft_turn(role, text, turn), user_id=writer)
             if expects_answer:
                 in_group = turn.get("in_group", False)
-                open_job(s, stored.id, conversation, stored.created_at, in_group=in_group)
+                open_job(
+                    s,
+                    stored.id,
+                    conversation,
+                    stored.created_at,
+                    in_group=in_group,
+                    hold=self.delivery_hold,
+                )
             return stored
 
     def history(self, key: ConversationKey, limit: int) -> list[StoredMessage]:

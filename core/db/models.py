@@ -226,12 +226,17 @@ class AnswerJobRow(Base):
     unique, so no answer can end two jobs. Ended jobs pile up, one per question ever
     asked, so both indexes lead with what finds the few that have not ended: the oldest
     of one conversation (claims, ``next_job``) and of all (the reconciler).
+
+    The delivery of the reply (:class:`core.jobs.DeliveryStore`): ``delivered_at`` stays
+    NULL until the reply reached the person; ``delivery_holder`` holds it until
+    ``delivery_lease_until``; ``shown`` lists the platform messages sent, one id a line.
     """
 
     __tablename__ = "answer_jobs"
     __table_args__ = (
         Index(None, "conversation_id", "status", "message_id"),
         Index(None, "status", "message_id"),
+        Index(None, "delivered_at", "message_id"),
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
     )
 
@@ -252,6 +257,10 @@ class AnswerJobRow(Base):
     in_group: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_holder: Mapped[str | None] = mapped_column(Text)
+    delivery_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shown: Mapped[str | None] = mapped_column(Text)
 
 
 class AdapterRow(Base):

@@ -5,7 +5,8 @@ against all backends. Every method is one short transaction. People are created 
 sight and keep the latest display name any platform event gave them; conversations are
 created with their first message. Like the memory store, it is joined from one part a
 concern, each in its module: conversations and their turns in :mod:`core.db.messages`;
-answer jobs, and how they stay atomic across processes, in :mod:`core.db.jobs`; people,
+answer jobs, and how they stay atomic across processes, in :mod:`core.db.jobs`, and their
+deliveries in :mod:`core.db.deliveries`; people,
 their profiles and link codes in :mod:`core.db.people`; platform events in
 :mod:`core.db.events`; feedback in :mod:`core.db.feedback`; forgetting, export,
 retention and usage in :mod:`core.db.privacy`; the shared row helpers in
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from core.db.deliveries import SqlDeliveries
 from core.db.events import SqlEvents
 from core.db.feedback import SqlFeedback
 from core.db.jobs import SqlJobs
@@ -34,6 +36,7 @@ class SqlStore(
     SqlEvents,
     SqlPrivacy,
     SqlJobs,
+    SqlDeliveries,
 ):
     """A complete store in a database made by :func:`core.db.create_engine_for`.
 

@@ -1,10 +1,13 @@
 """Answer jobs in memory: :class:`core.jobs.JobStore` for :class:`core.memory.MemoryStore`.
 
-The same lifecycle as :mod:`core.db.jobs`, each step atomic under the state's lock.
+The same lifecycle as :mod:`core.db.jobs`, and the same deliveries as
+:mod:`core.db.deliveries` (:class:`core.jobs.DeliveryStore`), each step atomic under the
+state's lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Unpack
@@ -13,8 +16,10 @@ from core.jobs import (
     AnswerDetails,
     Claim,
     ClaimOutcome,
+    DeliveryHold,
     Job,
     JobStatus,
+    delivery_free,
     lease_expired,
     set_aside_reason,
     settled_claim,
@@ -106,6 +111,75 @@ class MemoryJobs(MemoryPart):
             job = self._state.jobs.get(message_id)
             if job is not None and not job.status.ended:
                 self._state.jobs[message_id] = replace(job, updated_at=utcnow())
+
+    # ---- deliveries (core.jobs.DeliveryStore) ------------------------------------------
+
+    def hold_deliveries(self, hold: DeliveryHold | None) -> None:
+        with self._state.lock:
+            self._state.delivery_hold = hold
+
+    def claim_delivery(self, message_id: int, holder: str, *, lease_seconds: float) -> Job | None:
+        now = utcnow()
+        with self._state.lock:
+            job = self._state.jobs.get(message_id)
+            if job is None or not delivery_free(job, holder, now):
+                return None
+            until = now + timedelta(seconds=lease_seconds)
+            return self._deliver(job, delivery_holder=holder, delivery_lease_until=until)
+
+    def renew_deliveries(self, holder: str, *, lease_seconds: float) -> int:
+        until = utcnow() + timedelta(seconds=lease_seconds)
+        with self._state.lock:
+            held = self._held_by(holder)
+            for job in held:
+                self._deliver(job, delivery_lease_until=until)
+            return len(held)
+
+    def release_deliveries(self, holder: str) -> int:
+        with self._state.lock:
+            held = self._held_by(holder)
+            for job in held:
+                self._deliver(job, delivery_holder=None, delivery_lease_until=None)
+            return len(held)
+
+    def record_shown(self, message_id: int, holder: str, shown: Sequence[str]) -> bool:
+        with self._state.lock:
+            job = self._state.jobs.get(message_id)
+            if job is None or job.delivered or job.delivery_holder != holder:
+                return False
+            self._deliver(job, shown=tuple(shown))
+            return True
+
+    def finish_delivery(self, message_id: int, holder: str) -> bool:
+        with self._state.lock:
+            job = self._state.jobs.get(message_id)
+            if job is None or job.delivered or job.delivery_holder not in (None, holder):
+                return False
+            self._deliver(job, delivered=True, delivery_holder=None, delivery_lease_until=None)
+            return True
+
+    def undelivered(self, platforms: Sequence[str], *, limit: int = 100) -> list[Job]:
+        now = utcnow()
+        with self._state.lock:
+            free = [
+                job
+                for job in self._state.jobs.values()
+                if job.key.platform in platforms
+                and not job.delivered
+                and (job.delivery_holder is None or delivery_free(job, "", now))
+            ]
+            return sorted(free, key=lambda j: j.message_id)[: max(limit, 0)]
+
+    def _held_by(self, holder: str) -> list[Job]:
+        """The pending deliveries ``holder`` holds; the caller holds the lock."""
+        jobs = self._state.jobs.values()
+        return [j for j in jobs if not j.delivered and j.delivery_holder == holder]
+
+    def _deliver(self, job: Job, **changes: object) -> Job:
+        """Change the job's delivery; the caller holds the lock."""
+        changed = replace(job, **changes)  # type: ignore[arg-type]
+        self._state.jobs[job.message_id] = changed
+        return changed
 
     def _holds(self, job: Job, token: str) -> bool:
         """Whether ``token`` holds the job: it runs under that lease, expired or not."""

@@ -8,6 +8,7 @@ turns by id, and the history before one message in answer order.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Unpack
 
 from core.jobs import Job, JobStatus
@@ -31,6 +32,7 @@ class MemoryConversations(MemoryPart):
                 state.remember(user)
             stored = state.add_turn(key, draft_turn(role, text, turn))
             if turn.get("expects_answer", False):
+                hold = state.delivery_hold
                 state.jobs[stored.id] = Job(
                     message_id=stored.id,
                     key=key,
@@ -39,6 +41,12 @@ class MemoryConversations(MemoryPart):
                     created_at=stored.created_at,
                     updated_at=stored.created_at,
                     in_group=turn.get("in_group", False),
+                    delivery_holder=hold.holder if hold is not None else None,
+                    delivery_lease_until=(
+                        stored.created_at + timedelta(seconds=hold.lease_seconds)
+                        if hold is not None
+                        else None
+                    ),
                 )
             return stored
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from core.jobs import Job
+from core.jobs import DeliveryHold, Job
 from core.types import (
     Answer,
     ConversationKey,
@@ -61,6 +61,8 @@ class MemoryState:
         self.jobs: dict[int, Job] = {}
         # The token of each running job's current lease holder.
         self.tokens: dict[int, str] = {}
+        # Who holds the deliveries of the jobs opened from now on (core.jobs.DeliveryStore).
+        self.delivery_hold: DeliveryHold | None = None
 
     def known(self, user: UserRef | None) -> UserRef | None:
         """The person with the latest name seen for them."""
