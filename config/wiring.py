@@ -10,7 +10,8 @@ Every part is built once, here, and handed to what uses it.
 - :func:`build_web`: what the web process needs; with ``PARLEY_DEPLOYMENT=scaled`` it loads
   no model and hands answers to the Celery workers (:class:`workers.scaled.CeleryAnswerer`).
 - :func:`worker_parts`: what a Celery worker process's tasks run on; :func:`build_worker`:
-  a generation worker's store, model, responder and Redis client.
+  a generation worker's store, model, responder and Redis client;
+  :func:`build_explain_worker`: an ``explain`` worker's store and the embedded explainer.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from workers.explain import ModelExplainer, RunsLoadedModel
 from workers.lora import VersionWatcher
 from workers.model import LoadedModel
 from workers.queues import TaskQueue, celery_app
+from workers.remote_explain import ExplainWorker, QueuedExplainer
 from workers.runtime import WorkerParts, WorkerRuntime
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "Queued",
     "access_policy",
     "build_embedded",
+    "build_explain_worker",
     "build_generator",
     "build_media",
     "build_safety",
@@ -174,6 +177,19 @@ def _service(
     )
 
 
+def _explainer(
+    settings: Settings, generator: Generator, sentiment: SentimentClassifier | None
+) -> Explainer | None:
+    """What /explain attributes with beside ``generator``: its model, or the explain model."""
+    if settings.llm.engine == "openai":
+        from workers.remote_explain import remote_explainer
+
+        return remote_explainer(settings, sentiment)
+    if isinstance(generator, RunsLoadedModel):
+        return ModelExplainer(generator.loaded, sentiment)
+    return None
+
+
 def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     """Store, in-process model and conversation service for the embedded deployment.
 
@@ -185,15 +201,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     sentiment = load_sentiment(settings)
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, generator.tokens, safety)
-    explainer: Explainer | None = (
-        ModelExplainer(generator.loaded, sentiment)
-        if isinstance(generator, RunsLoadedModel)
-        else None
-    )
-    if settings.llm.engine == "openai":
-        from workers.remote_explain import remote_explainer
-
-        explainer = remote_explainer(settings, sentiment)
+    explainer = _explainer(settings, generator, sentiment)
     service = _service(
         settings,
         store,
@@ -235,6 +243,8 @@ def build_web(settings: Settings) -> Parley:
     )
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, web_token_counter(settings), safety)
+    # The attributions are made on an explain worker, which has the model.
+    explainer = QueuedExplainer(queued.tasks.explain, settings.scaling.explain_wait_s)
     answerer = CeleryAnswerer(
         responder=responder,
         store=store,
@@ -247,10 +257,11 @@ def build_web(settings: Settings) -> Parley:
         store,
         safety,
         answerer,
+        explainer=explainer,
         sentiment=load_sentiment(settings),
         media=build_media(settings, queued),
     )
-    return Parley(settings, store, generator, service, queued=queued)
+    return Parley(settings, store, generator, service, queued=queued, explainer=explainer)
 
 
 def build_worker(settings: Settings) -> WorkerRuntime:
@@ -279,6 +290,24 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     )
 
 
+def build_explain_worker(settings: Settings) -> ExplainWorker:
+    """An explain worker's store and explainer: the embedded deployment's, following the
+    registry's versions as the generation workers do, so /explain looks into the same model."""
+    store = open_store(settings)
+    generator = build_generator(settings)
+    explainer = _explainer(settings, generator, load_sentiment(settings))
+    open_versions(settings, store)
+    watcher = watch_versions(settings, store, generator)
+
+    def release() -> None:
+        if watcher is not None:
+            watcher.stop()
+        generator.close()
+        store.dispose()
+
+    return ExplainWorker(store=store, explainer=explainer, release=release)
+
+
 def worker_parts(settings: Settings) -> WorkerParts:
     """What a Celery worker process's tasks run on (the model loads on first need)."""
     import redis
@@ -289,4 +318,5 @@ def worker_parts(settings: Settings) -> WorkerParts:
         open_store=lambda: open_store(settings),
         open_registry=open_registry,
         build_runtime=lambda: build_worker(settings),
+        build_explainer=lambda: build_explain_worker(settings),
     )

@@ -5,6 +5,8 @@
 - ``parley.fine_tune()``: the nightly fine-tuning run on the ``train`` queue (beat).
 - ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
 - ``parley.purge()``: delete conversations older than ``PARLEY_RETENTION_DAYS`` (beat).
+- ``parley.explain(answer_id)``: ``/explain``'s attributions of one stored answer, with the
+  worker's model (queue ``explain``); its result goes back through Redis.
 
 Each task runs on the parts handed to its worker process at start
 (:func:`workers.runtime.handed`); the web process queues them by name
@@ -29,7 +31,7 @@ from workers.media_queue import serve_reading
 from workers.queues import TaskQueue
 from workers.runtime import Outcome, handed
 
-__all__ = ["answer", "fine_tune", "purge", "read_media", "reconcile"]
+__all__ = ["answer", "explain", "fine_tune", "purge", "read_media", "reconcile"]
 
 RETRY_BACKOFF_MAX_S = 60
 TRANSIENT = (StoreError, RedisError, ConnectionError)
@@ -76,6 +78,14 @@ def read_media(key: str, kind: str, mime: str | None) -> str:
         mime,
         result_ttl=parts.settings.attachments.wait_s,
     )
+
+
+# Acknowledged on receipt and never retried: the web process waits a bounded time for the
+# result, then answers without it; a second run would only make a result nobody reads.
+@shared_task(name="parley.explain", acks_late=False, ignore_result=False)
+def explain(answer_id: int) -> dict[str, Any] | None:
+    """The explanation of one stored answer, JSON-ready (:class:`core.explanation.Explanation`)."""
+    return handed().explainer().explain(answer_id)
 
 
 @shared_task(name="parley.reconcile", bind=True, acks_late=True)
