@@ -53,7 +53,7 @@ def values(redis_server: RedisServer, postgres_url: str, tmp_path: Path) -> dict
         "model_cache_dir": MODEL_CACHE,
         "temperature": 0.0,
         "max_new_tokens": 12,
-        "sentiment": False,
+        "sentiment": True,
         "explain_wait_s": 120,
         "_env_file": None,
     }
@@ -97,6 +97,8 @@ async def test_explain_on_a_worker_equals_the_embedded_explain(
         "worker",
         "-Q",
         "explain",
+        "-P",
+        "threads",
         "-c",
         "1",
         "-n",
@@ -116,9 +118,11 @@ async def test_explain_on_a_worker_equals_the_embedded_explain(
 
     assert "What drove my last answer most" in local.text
     assert "profile:" in local.text
+    assert "I read your message as" in local.text
     assert _without_timing(scaled.text) == _without_timing(local.text)
-    assert [name for name, _ in scaled.attachments] == ["explain.png"]
-    assert scaled.attachments[0][1].startswith(PNG)
+    assert [name for name, _ in scaled.attachments] == ["explain.png", "mood.png"]
+    assert [name for name, _ in local.attachments] == ["explain.png", "mood.png"]
+    assert all(picture.startswith(PNG) for _, picture in scaled.attachments)
     assert "parley.explain" in (processes.logs / "explain.log").read_text()
 
 

@@ -5,7 +5,7 @@ Processes (see the ``Procfile``)::
     celery -A workers.celery_app worker -Q generate -P threads -c 16   # answers, batched
     celery -A workers.celery_app worker -Q train -c 1                  # fine-tuning
     celery -A workers.celery_app worker -Q media -P threads -c 2       # voice and images
-    celery -A workers.celery_app worker -Q explain -c 1                # /explain's attributions
+    celery -A workers.celery_app worker -Q explain -P threads -c 1     # /explain's attributions
     celery -A workers.celery_app beat                                  # schedules
 
 Only the ``celery`` command imports this module: it is the workers' composition, as the
