@@ -122,6 +122,8 @@ class Parley:
             self.model.close()
         if self.queued is not None:
             self.queued.tasks.close()
+        if isinstance(self.explainer, QueuedExplainer):
+            self.explainer.close()
         self.store.dispose()
 
 
@@ -231,6 +233,7 @@ def build_web(settings: Settings) -> Parley:
     """The web process's parts: embedded (model in-process) or scaled (Celery workers)."""
     if settings.scaling.deployment == "embedded":
         return build_embedded(settings)
+    import redis
     import redis.asyncio
 
     from workers.scaled import CeleryAnswerer, RemoteGenerator
@@ -244,7 +247,11 @@ def build_web(settings: Settings) -> Parley:
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, web_token_counter(settings), safety)
     # The attributions are made on an explain worker, which has the model.
-    explainer = QueuedExplainer(queued.tasks.explain, settings.scaling.explain_wait_s)
+    explainer = QueuedExplainer(
+        redis=redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()),
+        enqueue=queued.tasks.explain,
+        wait_seconds=settings.scaling.explain_wait_s,
+    )
     answerer = CeleryAnswerer(
         responder=responder,
         store=store,

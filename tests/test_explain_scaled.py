@@ -4,13 +4,16 @@ embedded deployment's for the same answer; without a worker, the text part and a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from config.settings import Settings
 from config.wiring import build_embedded, build_web
@@ -19,7 +22,15 @@ from core.memory import MemoryStore
 from core.types import ChatTurn, ContextReport, ConversationKey, Message, Role, Segment, UserRef
 from tests.model_fixtures import MODEL_CACHE, REPO
 from tests.test_scaled import Processes, RedisServer
-from workers.remote_explain import GONE, NO_WORKER, ExplainWorker, QueuedExplainer
+from workers.remote_explain import (
+    FAILED,
+    GONE,
+    KEY_PREFIX,
+    NO_WORKER,
+    ExplainWorker,
+    QueuedExplainer,
+    serve_explanation,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ADA = UserRef("telegram", "7", "Ada")
@@ -113,6 +124,10 @@ async def test_explain_on_a_worker_equals_the_embedded_explain(
     try:
         assert web.model is None
         scaled = await web.service.handle(_message("/explain")).collect()
+        # Two at once, each in a thread of the web process: each gets its own result.
+        both = await asyncio.gather(
+            *(web.service.handle(_message("/explain")).collect() for _ in range(2))
+        )
     finally:
         web.close()
 
@@ -120,6 +135,7 @@ async def test_explain_on_a_worker_equals_the_embedded_explain(
     assert "profile:" in local.text
     assert "I read your message as" in local.text
     assert _without_timing(scaled.text) == _without_timing(local.text)
+    assert [_without_timing(r.text) for r in both] == [_without_timing(local.text)] * 2
     assert [name for name, _ in scaled.attachments] == ["explain.png", "mood.png"]
     assert [name for name, _ in local.attachments] == ["explain.png", "mood.png"]
     assert all(picture.startswith(PNG) for _, picture in scaled.attachments)
@@ -158,7 +174,14 @@ class _Stub:
         return Explanation(("one", "two"), PNG + b"a", (("mood.png", PNG + b"b"),))
 
 
-def test_the_worker_explains_by_id_and_the_explanation_survives_json() -> None:
+class _Broken:
+    def explain(self, answer: object) -> Explanation:
+        raise RuntimeError("the model fell over")
+
+
+def test_the_worker_explains_by_id_and_the_web_side_reads_it_back(
+    redis_client: redis.Redis,
+) -> None:
     store = MemoryStore()
     key = ConversationKey("telegram", None, "7")
     report = ContextReport(
@@ -167,16 +190,44 @@ def test_the_worker_explains_by_id_and_the_explanation_survives_json() -> None:
     answer = store.append(key, Role.ASSISTANT, "Hi!", context=report)
     bare = store.append(key, Role.ASSISTANT, "No context.")
     worker = ExplainWorker(store=store, explainer=_Stub())
-    data = worker.explain(answer.id)
-    assert data is not None
-    assert Explanation.from_json(data) == _Stub().explain(None)
     assert worker.explain(bare.id) is None
     assert worker.explain(10_000) is None
 
-    gone = QueuedExplainer(lambda answer_id, wait: None, 5)
-    assert gone.explain(answer).lines == (GONE,)
+    def served_by(explaining: ExplainWorker) -> Callable[[int, str, float], None]:
+        """An enqueue that runs the task's work at once, as a worker would."""
 
-    def no_worker(answer_id: int, wait: float) -> None:
-        raise TimeoutError("The operation timed out.")
+        def enqueue(answer_id: int, key: str, expires: float) -> None:
+            serve_explanation(redis_client, explaining, answer_id, key, result_ttl=expires)
 
-    assert QueuedExplainer(no_worker, 5).explain(answer).lines == (NO_WORKER.format(wait=5),)
+        return enqueue
+
+    def web(enqueue: Callable[[int, str, float], None]) -> QueuedExplainer:
+        return QueuedExplainer(redis=redis_client, enqueue=enqueue, wait_seconds=1)
+
+    assert web(served_by(worker)).explain(answer) == _Stub().explain(None)
+    assert web(served_by(worker)).explain(bare).lines == (GONE,)
+    broken = ExplainWorker(store=store, explainer=_Broken())
+    assert web(served_by(broken)).explain(answer).lines == (FAILED,)
+    assert web(lambda *_: None).explain(answer).lines == (NO_WORKER.format(wait=1),)
+    assert not redis_client.keys(f"{KEY_PREFIX}*")  # every result taken or expiring
+
+
+def test_a_result_longer_than_a_redis_socket_timeout_is_still_waited_for(
+    redis_client: redis.Redis,
+) -> None:
+    # redis-py gives up reading a socket after 5 s; an attribution on a busy CPU takes longer.
+    store = MemoryStore()
+    report = ContextReport(
+        turns=(ChatTurn(Role.USER, "hi"),), segments=(), prompt_tokens=1, budget_tokens=9
+    )
+    answer = store.append(
+        ConversationKey("telegram", None, "7"), Role.ASSISTANT, "Hi!", context=report
+    )
+    worker = ExplainWorker(store=store, explainer=_Stub())
+
+    def later(answer_id: int, key: str, expires: float) -> None:
+        serve = lambda: serve_explanation(redis_client, worker, answer_id, key, result_ttl=expires)  # noqa: E731
+        threading.Timer(6.0, serve).start()
+
+    explainer = QueuedExplainer(redis=redis_client, enqueue=later, wait_seconds=20)
+    assert explainer.explain(answer) == _Stub().explain(None)

@@ -116,20 +116,14 @@ class TaskQueue:
         """Queue the reading of one file whose bytes wait in Redis under ``key``."""
         self.app.send_task("parley.read_media", args=[key, str(kind), mime], queue=MEDIA_QUEUE)
 
-    def explain(self, answer_id: int, wait_seconds: float) -> dict[str, Any] | None:
-        """``parley.explain`` for one stored answer, run on an ``explain`` worker: its result.
+    def explain(self, answer_id: int, key: str, expires: float) -> None:
+        """Queue ``/explain``'s attributions of one stored answer, to be left under ``key``.
 
-        Raises ``celery.exceptions.TimeoutError`` when no worker answered in
-        ``wait_seconds``; the task then expires unrun, so a worker started later skips it.
+        The task expires unrun after ``expires`` seconds: nobody waits for it any more.
         """
-        result = self.app.send_task(
-            "parley.explain", args=[answer_id], queue=EXPLAIN_QUEUE, expires=wait_seconds
+        self.app.send_task(
+            "parley.explain", args=[answer_id, key], queue=EXPLAIN_QUEUE, expires=expires
         )
-        try:
-            found: dict[str, Any] | None = result.get(timeout=wait_seconds)
-            return found
-        finally:
-            result.forget()  # the result is taken: nothing of it stays in Redis
 
     def close(self) -> None:
         """Release the app's connections to the broker."""
