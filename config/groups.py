@@ -222,6 +222,12 @@ class ScalingSettings(Group):
         gt=0,
         description="The web process gives up waiting for an answer (and apologises) after this.",
     )
+    explain_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="/explain waits this long for an explain worker's attributions, then "
+        "shows its text part alone.",
+    )
     worker_metrics_port: int | None = Field(
         default=None, description="Where a generation worker serves its Prometheus metrics."
     )

@@ -10,7 +10,8 @@ Every part is built once, here, and handed to what uses it.
 - :func:`build_web`: what the web process needs; with ``PARLEY_DEPLOYMENT=scaled`` it loads
   no model and hands answers to the Celery workers (:class:`workers.scaled.CeleryAnswerer`).
 - :func:`worker_parts`: what a Celery worker process's tasks run on; :func:`build_worker`:
-  a generation worker's store, model, responder and Redis client.
+  a generation worker's store, model, responder and Redis client;
+  :func:`build_explain_worker`: an ``explain`` worker's store and the embedded explainer.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from workers.explain import ModelExplainer, RunsLoadedModel
 from workers.lora import VersionWatcher
 from workers.model import LoadedModel
 from workers.queues import TaskQueue, celery_app
+from workers.remote_explain import ExplainWorker, QueuedExplainer
 from workers.runtime import WorkerParts, WorkerRuntime
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "Queued",
     "access_policy",
     "build_embedded",
+    "build_explain_worker",
     "build_generator",
     "build_media",
     "build_safety",
@@ -125,6 +128,8 @@ class Parley:
             self.model.close()
         if self.queued is not None:
             self.queued.tasks.close()
+        if isinstance(self.explainer, QueuedExplainer):
+            self.explainer.close()
         self.store.dispose()
 
 
@@ -189,6 +194,19 @@ def _service(
     )
 
 
+def _explainer(
+    settings: Settings, generator: Generator, sentiment: SentimentClassifier | None
+) -> Explainer | None:
+    """What /explain attributes with beside ``generator``: its model, or the explain model."""
+    if settings.llm.engine == "openai":
+        from workers.remote_explain import remote_explainer
+
+        return remote_explainer(settings, sentiment)
+    if isinstance(generator, RunsLoadedModel):
+        return ModelExplainer(generator.loaded, sentiment)
+    return None
+
+
 def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     """Store, in-process model and conversation service for the embedded deployment.
 
@@ -202,15 +220,7 @@ def build_embedded(settings: Settings, **listed_commands: str) -> Parley:
     responder = _responder(settings, store, generator, generator.tokens, safety)
     answerer = InProcessAnswerer(responder)
     outbox = _outbox(settings, store, answerer, responder)
-    explainer: Explainer | None = (
-        ModelExplainer(generator.loaded, sentiment)
-        if isinstance(generator, RunsLoadedModel)
-        else None
-    )
-    if settings.llm.engine == "openai":
-        from workers.remote_explain import remote_explainer
-
-        explainer = remote_explainer(settings, sentiment)
+    explainer = _explainer(settings, generator, sentiment)
     service = _service(
         settings,
         store,
@@ -241,6 +251,7 @@ def build_web(settings: Settings) -> Parley:
     """The web process's parts: embedded (model in-process) or scaled (Celery workers)."""
     if settings.scaling.deployment == "embedded":
         return build_embedded(settings)
+    import redis
     import redis.asyncio
 
     from workers.scaled import CeleryAnswerer, RemoteGenerator
@@ -253,6 +264,12 @@ def build_web(settings: Settings) -> Parley:
     )
     safety = build_safety(settings)
     responder = _responder(settings, store, generator, web_token_counter(settings), safety)
+    # The attributions are made on an explain worker, which has the model.
+    explainer = QueuedExplainer(
+        redis=redis.Redis.from_url(settings.scaling.redis_url.get_secret_value()),
+        enqueue=queued.tasks.explain,
+        wait_seconds=settings.scaling.explain_wait_s,
+    )
     answerer = CeleryAnswerer(
         responder=responder,
         store=store,
@@ -266,10 +283,13 @@ def build_web(settings: Settings) -> Parley:
         store,
         safety,
         outbox.answering(answerer),
+        explainer=explainer,
         sentiment=load_sentiment(settings),
         media=build_media(settings, queued),
     )
-    return Parley(settings, store, generator, service, queued=queued, outbox=outbox)
+    return Parley(
+        settings, store, generator, service, queued=queued, explainer=explainer, outbox=outbox
+    )
 
 
 def build_worker(settings: Settings) -> WorkerRuntime:
@@ -298,6 +318,24 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     )
 
 
+def build_explain_worker(settings: Settings) -> ExplainWorker:
+    """An explain worker's store and explainer: the embedded deployment's, following the
+    registry's versions as the generation workers do, so /explain looks into the same model."""
+    store = open_store(settings)
+    generator = build_generator(settings)
+    explainer = _explainer(settings, generator, load_sentiment(settings))
+    open_versions(settings, store)
+    watcher = watch_versions(settings, store, generator)
+
+    def release() -> None:
+        if watcher is not None:
+            watcher.stop()
+        generator.close()
+        store.dispose()
+
+    return ExplainWorker(store=store, explainer=explainer, release=release)
+
+
 def worker_parts(settings: Settings) -> WorkerParts:
     """What a Celery worker process's tasks run on (the model loads on first need)."""
     import redis
@@ -308,4 +346,5 @@ def worker_parts(settings: Settings) -> WorkerParts:
         open_store=lambda: open_store(settings),
         open_registry=open_registry,
         build_runtime=lambda: build_worker(settings),
+        build_explainer=lambda: build_explain_worker(settings),
     )

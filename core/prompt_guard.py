@@ -13,15 +13,24 @@ Three defences, each small:
 - :func:`looks_like_injection` recognises the common phrasings of an attempt ("ignore all
   previous instructions", "reveal your system prompt"…). Attempts are logged (without the
   text) and counted; the message is still answered, as a user turn, under the canary.
+
+The canary is a per-process secret: it is in the live prompt only. The prompt stored with
+an answer (for ``/explain`` and the training data) goes through :func:`without_canary`
+first, and the training data builder strips any canary again (:func:`strip_canaries`), so
+that none reaches a stored prompt, a training file, or a model trained on them::
+
+    store.finish_job(..., context=without_canary(context, guard))
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-__all__ = ["PromptGuard", "looks_like_injection", "neutralize"]
+from core.types import ContextReport
+
+__all__ = ["PromptGuard", "looks_like_injection", "neutralize", "strip_canaries", "without_canary"]
 
 _CONTROL = re.compile(
     r"<\|[^|<>\s]{1,40}\|>"  # ChatML, Llama 3, Phi: <|im_start|>, <|eot_id|>, <|system|>
@@ -43,6 +52,8 @@ _INJECTION = re.compile(
     r"|^\s*(?:system|assistant)\s*:",
     re.IGNORECASE | re.MULTILINE,
 )
+
+_CANARY = re.compile(r"\[PX-[0-9A-F]{12}\] ?")  # as PromptGuard plants it, rule and all
 
 LEAK_WORDS = 12
 """A run of this many words of the instructions, quoted in order, counts as a leak."""
@@ -72,6 +83,23 @@ def looks_like_injection(text: str) -> bool:
     return bool(_INJECTION.search(text)) or bool(_CONTROL.search(text))
 
 
+def strip_canaries(text: str, *canaries: str) -> str:
+    """``text`` without any canary a :class:`PromptGuard` plants, nor the ``canaries`` named."""
+    for canary in canaries:
+        text = text.replace(f"[{canary}] ", "").replace(canary, "")
+    return _CANARY.sub("", text)
+
+
+def without_canary(report: ContextReport, guard: PromptGuard | None = None) -> ContextReport:
+    """The prompt of ``report`` as it may be stored: no turn carries a canary.
+
+    The report's token counts stay those of the prompt the model saw.
+    """
+    canaries = (guard.canary,) if guard is not None else ()
+    turns = tuple(replace(t, content=strip_canaries(t.content, *canaries)) for t in report.turns)
+    return replace(report, turns=turns)
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
@@ -81,7 +109,8 @@ class PromptGuard:
     """Plants a canary in the instructions and finds it, or the instructions, in answers.
 
     The canary is random per process: it never leaves the process except inside the
-    prompt, so a person can only learn it from a leaking answer, and that one is blocked.
+    prompt sent to the model (never a stored one), so a person can only learn it from a
+    leaking answer, and that one is blocked.
     """
 
     canary: str = field(default_factory=lambda: "PX-" + secrets.token_hex(6).upper())

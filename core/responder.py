@@ -28,6 +28,7 @@ from core.errors import GenerationError
 from core.generator import GenerationRequest, Generator
 from core.jobs import Claim, ClaimOutcome, Job, JobStatus
 from core.moderation import SAFE_REPLY
+from core.prompt_guard import without_canary
 from core.safety import Safety
 from core.sentiment import Sentiment, running_mood
 from core.store import AnsweringStore
@@ -219,7 +220,7 @@ class Responder:
                 token,
                 safety.clean(text),
                 model_version=version or self._generator.model_version,
-                context=context,
+                context=without_canary(context, safety.guard),  # a per-process secret
                 blocked_reason=blocked,
             )
             await self._scrub(asked)

@@ -61,7 +61,7 @@ print(handed().settings.jobs.reconcile_interval_s, sorted(n for n in app.tasks i
     ).splitlines()
     assert out[0] == "redis://127.0.0.1:6399/3 7"
     assert out[1] == (
-        "7.0 ['parley.answer', 'parley.fine_tune', 'parley.purge', "
+        "7.0 ['parley.answer', 'parley.explain', 'parley.fine_tune', 'parley.purge', "
         "'parley.read_media', 'parley.reconcile']"
     )
 

@@ -5,6 +5,7 @@ Processes (see the ``Procfile``)::
     celery -A workers.celery_app worker -Q generate -P threads -c 16   # answers, batched
     celery -A workers.celery_app worker -Q train -c 1                  # fine-tuning
     celery -A workers.celery_app worker -Q media -P threads -c 2       # voice and images
+    celery -A workers.celery_app worker -Q explain -P threads -c 1     # /explain's attributions
     celery -A workers.celery_app beat                                  # schedules
 
 Only the ``celery`` command imports this module: it is the workers' composition, as the
@@ -30,7 +31,7 @@ from config import load_settings
 from config.settings import Settings
 from config.wiring import worker_parts
 from core.privacy import install_log_redaction
-from workers.queues import GENERATE_QUEUE, configure, redis_problems
+from workers.queues import EXPLAIN_QUEUE, GENERATE_QUEUE, configure, redis_problems
 from workers.runtime import hand_over, handed
 
 __all__ = ["app"]
@@ -76,6 +77,8 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
         queues = {GENERATE_QUEUE}
     if GENERATE_QUEUE in queues:
         handed().runtime()
+    if EXPLAIN_QUEUE in queues:
+        handed().explainer()  # /explain's wait is short: load its model now
     if settings.scaling.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 

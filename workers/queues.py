@@ -24,6 +24,7 @@ from config.settings import Settings
 from core.media import MediaKind
 
 __all__ = [
+    "EXPLAIN_QUEUE",
     "GENERATE_QUEUE",
     "MEDIA_QUEUE",
     "TRAIN_QUEUE",
@@ -36,6 +37,7 @@ __all__ = [
 GENERATE_QUEUE = "generate"
 TRAIN_QUEUE = "train"
 MEDIA_QUEUE = "media"
+EXPLAIN_QUEUE = "explain"
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -51,12 +53,16 @@ def configure(app: Celery, settings: Settings) -> Celery:
             },
             "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
             "task_default_queue": GENERATE_QUEUE,
-            "task_queues": (Queue(GENERATE_QUEUE), Queue(TRAIN_QUEUE), Queue(MEDIA_QUEUE)),  # type: ignore[no-untyped-call]
+            "task_queues": tuple(
+                Queue(name)  # type: ignore[no-untyped-call]
+                for name in (GENERATE_QUEUE, TRAIN_QUEUE, MEDIA_QUEUE, EXPLAIN_QUEUE)
+            ),
             "task_routes": {
                 "parley.answer": {"queue": GENERATE_QUEUE},
                 "parley.reconcile": {"queue": GENERATE_QUEUE},
                 "parley.fine_tune": {"queue": TRAIN_QUEUE},
                 "parley.read_media": {"queue": MEDIA_QUEUE},
+                "parley.explain": {"queue": EXPLAIN_QUEUE},
                 "parley.purge": {"queue": GENERATE_QUEUE},
             },
             "task_acks_late": True,
@@ -109,6 +115,15 @@ class TaskQueue:
     def read_media(self, key: str, kind: MediaKind, mime: str | None) -> None:
         """Queue the reading of one file whose bytes wait in Redis under ``key``."""
         self.app.send_task("parley.read_media", args=[key, str(kind), mime], queue=MEDIA_QUEUE)
+
+    def explain(self, answer_id: int, key: str, expires: float) -> None:
+        """Queue ``/explain``'s attributions of one stored answer, to be left under ``key``.
+
+        The task expires unrun after ``expires`` seconds: nobody waits for it any more.
+        """
+        self.app.send_task(
+            "parley.explain", args=[answer_id, key], queue=EXPLAIN_QUEUE, expires=expires
+        )
 
     def close(self) -> None:
         """Release the app's connections to the broker."""

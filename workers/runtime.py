@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from core.db import SqlStore
@@ -29,6 +29,9 @@ from core.registry import AdapterRegistry
 from core.responder import APOLOGY, Responder
 from core.types import Reply, ReplyKind, utcnow
 from workers.streams import StopFlag, StreamWriter
+
+if TYPE_CHECKING:
+    from workers.remote_explain import ExplainWorker
 
 __all__ = ["Outcome", "WorkerParts", "WorkerRuntime", "hand_over", "handed"]
 
@@ -180,8 +183,10 @@ class WorkerParts:
         open_store: Callable[[], SqlStore],
         open_registry: Callable[[SqlStore], AdapterRegistry],
         build_runtime: Callable[[], WorkerRuntime],
+        build_explainer: Callable[[], ExplainWorker] | None = None,
     ) -> None:
-        """``redis`` is a ``redis.Redis``; ``build_runtime`` loads the model (called once)."""
+        """``redis`` is a ``redis.Redis``; ``build_runtime`` and ``build_explainer`` load the
+        model (each called once, on first need)."""
         self.settings = settings
         self.redis = redis
         self.open_store = open_store
@@ -189,6 +194,8 @@ class WorkerParts:
         self.open_registry = open_registry
         self._build_runtime = build_runtime
         self._runtime: WorkerRuntime | None = None
+        self._build_explainer = build_explainer
+        self._explainer: ExplainWorker | None = None
         self._lock = threading.Lock()
 
     def runtime(self) -> WorkerRuntime:
@@ -198,12 +205,24 @@ class WorkerParts:
                 self._runtime = self._build_runtime()
             return self._runtime
 
+    def explainer(self) -> ExplainWorker:
+        """The ``explain`` queue's part, built on first use (with a model of its own)."""
+        with self._lock:
+            if self._explainer is None:
+                if self._build_explainer is None:
+                    raise ConfigurationError("this worker was not given an explainer")
+                self._explainer = self._build_explainer()
+            return self._explainer
+
     def close(self) -> None:
-        """Release the generation runtime, if it was built."""
+        """Release the generation runtime and the explainer, if they were built."""
         with self._lock:
             if self._runtime is not None:
                 self._runtime.close()
                 self._runtime = None
+            if self._explainer is not None:
+                self._explainer.close()
+                self._explainer = None
 
 
 _handed: WorkerParts | None = None

@@ -5,6 +5,8 @@
 - ``parley.fine_tune()``: the nightly fine-tuning run on the ``train`` queue (beat).
 - ``parley.read_media(key, kind, mime)``: transcribe or OCR one file (queue ``media``).
 - ``parley.purge()``: delete conversations older than ``PARLEY_RETENTION_DAYS`` (beat).
+- ``parley.explain(answer_id, key)``: ``/explain``'s attributions of one stored answer, with
+  the worker's model (queue ``explain``), left in Redis under ``key`` for the web process.
 
 Each task runs on the parts handed to its worker process at start
 (:func:`workers.runtime.handed`); the web process queues them by name
@@ -27,9 +29,10 @@ from core.privacy import Retention
 from workers.media import MediaOptions
 from workers.media_queue import serve_reading
 from workers.queues import TaskQueue
+from workers.remote_explain import serve_explanation
 from workers.runtime import Outcome, handed
 
-__all__ = ["answer", "fine_tune", "purge", "read_media", "reconcile"]
+__all__ = ["answer", "explain", "fine_tune", "purge", "read_media", "reconcile"]
 
 RETRY_BACKOFF_MAX_S = 60
 TRANSIENT = (StoreError, RedisError, ConnectionError)
@@ -75,6 +78,21 @@ def read_media(key: str, kind: str, mime: str | None) -> str:
         MediaKind(kind),
         mime,
         result_ttl=parts.settings.attachments.wait_s,
+    )
+
+
+# Acknowledged on receipt and never retried: the web process waits a bounded time for the
+# result, then answers without it; a second run would only make a result nobody reads.
+@shared_task(name="parley.explain", acks_late=False)
+def explain(answer_id: int, key: str) -> str:
+    """Explain one stored answer and leave the explanation in Redis under ``key``."""
+    parts = handed()
+    return serve_explanation(
+        parts.redis,
+        parts.explainer(),
+        answer_id,
+        key,
+        result_ttl=parts.settings.scaling.explain_wait_s,
     )
 
 

@@ -5,7 +5,8 @@ The adapter only translates and renders. A message becomes a :class:`core.types.
 decides whether and what to answer (and in which order); the reply is streamed into
 Telegram messages by :class:`bots.telegram.reply.TelegramReply`, answers with 👍/👎
 buttons whose presses go to :meth:`core.inbox.Inbox.rate`, and a reply's pictures (the
-``/explain`` charts) follow its text as photos::
+``/explain`` charts) follow its text as photos. After a 429, nothing goes into that chat
+until its flood window ends (:mod:`bots.telegram.flood`)::
 
     adapter = build_telegram(parley.inbox, settings)
     await adapter.start()        # getMe, setMyCommands, then polling or setWebhook
@@ -38,6 +39,7 @@ from bots.live_reply import Pacer
 from bots.telegram.buttons import parse_feedback_data
 from bots.telegram.deliver import TelegramDeliverer
 from bots.telegram.files import with_attachments
+from bots.telegram.flood import FloodWindows
 from bots.telegram.inbound import BotIdentity, to_message, user_ref
 from bots.telegram.logs import redact_in_logs
 from bots.telegram.options import TelegramOptions
@@ -90,6 +92,8 @@ class TelegramAdapter:
         self._app.add_handler(TypeHandler(Update, self._on_polled))
         self._me: BotIdentity | None = None
         self._pacers: weakref.WeakValueDictionary[int, Pacer] = weakref.WeakValueDictionary()
+        # Outlives the replies: a chat's flood window binds every later call into it.
+        self._windows = FloodWindows()
 
     @property
     def running(self) -> bool:
@@ -98,7 +102,7 @@ class TelegramAdapter:
 
     def deliverer(self) -> TelegramDeliverer:
         """What delivers replies left by a process that stopped (:mod:`core.outbox`)."""
-        return TelegramDeliverer(self._app.bot, self._pacer)
+        return TelegramDeliverer(self._app.bot, self._pacer, self._windows)
 
     def routes(self) -> list[BaseRoute]:
         """The webhook route for the web process: ``POST /telegram/webhook``."""
@@ -277,6 +281,7 @@ class TelegramAdapter:
             self._app.bot,
             chat_id,
             pacer=self._pacer(chat_id),
+            windows=self._windows,
             thread_id=incoming.message_thread_id if incoming.is_topic_message else None,
             # In a group, the reply quotes the message it answers.
             quote=incoming.message_id if message.is_group else None,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from telegram import Bot
 
 from bots.live_reply import Pacer
+from bots.telegram.flood import FloodWindows
 from bots.telegram.reply import TelegramReply
 from core.outbox import Target
 
@@ -25,10 +26,12 @@ class TelegramDeliverer:
 
     platform = "telegram"
 
-    def __init__(self, bot: Bot, pacer_for: Callable[[int], Pacer]) -> None:
-        """``pacer_for`` gives a chat's pacer, shared with the live replies in that chat."""
+    def __init__(self, bot: Bot, pacer_for: Callable[[int], Pacer], windows: FloodWindows) -> None:
+        """``pacer_for`` gives a chat's pacer and ``windows`` the chats' flood windows, both
+        shared with the live replies in those chats."""
         self._bot = bot
         self._pacer_for = pacer_for
+        self._windows = windows
 
     def renderer(self, target: Target) -> TelegramReply:
         chat_id = int(target.key.chat)
@@ -38,6 +41,7 @@ class TelegramDeliverer:
             self._bot,
             chat_id,
             pacer=self._pacer_for(chat_id),
+            windows=self._windows,
             thread_id=int(thread) if thread is not None else None,
             quote=int(quote) if quote is not None and quote.isdigit() else None,
             shown=target.shown,

@@ -3,9 +3,11 @@
 The shared part (pacing, splitting, edits, the final text) is :class:`bots.live_reply.LiveReply`;
 this module makes Telegram's requests. Text is measured in UTF-16 units, 4096 per message
 (see :func:`bots.text.split_text`); a chat's :class:`~bots.live_reply.Pacer` is shared by
-its replies, and a 429 ``RetryAfter`` holds it::
+its replies, and a 429 ``RetryAfter`` holds it. Every request into the chat, "typing…"
+included, goes through the bot's :class:`~bots.telegram.flood.FloodWindows`: nothing
+reaches a chat inside its flood window (messages wait for its end, "typing…" is skipped)::
 
-    reply = TelegramReply(bot, chat_id, pacer=Pacer(1.0), typing_interval=4.0)
+    reply = TelegramReply(bot, chat_id, pacer=Pacer(1.0), windows=windows, typing_interval=4.0)
     async for delta in stream:
         await reply.add(delta)
     message_id = await reply.finish(stream.result)   # 👍/👎 on an answer, then pictures
@@ -22,19 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import warnings
-from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from telegram import Bot, LinkPreviewOptions, ReplyParameters
 from telegram import Message as TelegramMessage
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from bots.live_reply import LiveReply, Pacer, RateLimited, Shown
 from bots.telegram.buttons import feedback_keyboard
+from bots.telegram.flood import FloodWindows, retry_seconds
 from bots.text import split_text, utf16_len
 from core.types import Reply
 
@@ -48,14 +48,7 @@ MESSAGE_LIMIT = 4096
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _PHOTO = (".png", ".jpg", ".jpeg", ".webp")
 
-
-def retry_seconds(error: RetryAfter) -> float:
-    """How long Telegram asked to wait, in seconds."""
-    with warnings.catch_warnings():
-        # PTB 22 warns that retry_after becomes a timedelta; both forms are handled here.
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = error.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+T = TypeVar("T")
 
 
 class TelegramReply(LiveReply):
@@ -67,6 +60,7 @@ class TelegramReply(LiveReply):
         chat_id: int,
         *,
         pacer: Pacer,
+        windows: FloodWindows,
         thread_id: int | None = None,
         quote: int | None = None,
         limit: int = MESSAGE_LIMIT,
@@ -77,6 +71,7 @@ class TelegramReply(LiveReply):
         super().__init__(pacer=pacer, where=f"Telegram chat {chat_id}", shown=shown)
         self._bot = bot
         self._chat_id = chat_id
+        self._windows = windows  # shared by every request into the bot's chats
         self._thread_id = thread_id
         self._quote = quote  # the message the reply quotes, in groups
         self._limit = limit
@@ -103,13 +98,17 @@ class TelegramReply(LiveReply):
     def _transient(self, error: Exception) -> bool:
         return isinstance(error, NetworkError) and not isinstance(error, BadRequest | Forbidden)
 
+    async def _request(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One request into the chat: in its turn, and after its flood window."""
+        return await self._call(lambda: self._windows.send(self._chat_id, request))
+
     def _quoting(self) -> ReplyParameters | None:
         if self._quote is None:
             return None
         return ReplyParameters(message_id=self._quote, allow_sending_without_reply=True)
 
     async def _send(self, text: str, buttons: int | None) -> str:
-        sent: TelegramMessage = await self._call(
+        sent: TelegramMessage = await self._request(
             lambda: self._bot.send_message(
                 chat_id=self._chat_id,
                 text=text,
@@ -126,13 +125,13 @@ class TelegramReply(LiveReply):
         message_id = int(shown.id)
         try:
             if shown.text == text:
-                await self._call(
+                await self._request(
                     lambda: self._bot.edit_message_reply_markup(
                         chat_id=self._chat_id, message_id=message_id, reply_markup=markup
                     )
                 )
             else:
-                await self._call(
+                await self._request(
                     lambda: self._bot.edit_message_text(
                         chat_id=self._chat_id,
                         message_id=message_id,
@@ -153,7 +152,7 @@ class TelegramReply(LiveReply):
 
     async def _delete(self, shown: Shown) -> None:
         try:
-            await self._call(
+            await self._request(
                 lambda: self._bot.delete_message(chat_id=self._chat_id, message_id=int(shown.id))
             )
         except BadRequest:
@@ -164,7 +163,7 @@ class TelegramReply(LiveReply):
         is_photo = name.lower().endswith(_PHOTO)
         file: dict[str, Any] = {"photo": data} if is_photo else {"document": data}
         send = self._bot.send_photo if is_photo else self._bot.send_document
-        await self._call(
+        await self._request(
             lambda: send(
                 chat_id=self._chat_id,
                 **file,
@@ -192,7 +191,7 @@ class TelegramReply(LiveReply):
 
     async def _apologise(self, apology: str) -> None:
         try:
-            await self._call(
+            await self._request(
                 lambda: self._bot.send_message(
                     self._chat_id, apology, message_thread_id=self._thread_id
                 )
@@ -206,8 +205,12 @@ class TelegramReply(LiveReply):
         while True:
             delay = interval
             try:
-                await self._bot.send_chat_action(
-                    self._chat_id, ChatAction.TYPING, message_thread_id=self._thread_id
+                # Skipped inside the chat's flood window: it would only lengthen it.
+                await self._windows.act(
+                    self._chat_id,
+                    lambda: self._bot.send_chat_action(
+                        self._chat_id, ChatAction.TYPING, message_thread_id=self._thread_id
+                    ),
                 )
             except RetryAfter as exc:
                 delay = max(delay, retry_seconds(exc))

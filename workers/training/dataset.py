@@ -5,7 +5,8 @@
 1. records whose person opted out (``allows_training=False``) are dropped, before anything
    else touches them, so they can never reach a file;
 2. untrusted feedback is dropped when ``untrusted_weight`` is 0;
-3. prompt turns, answers and corrections are redacted (:func:`core.redaction.redact`);
+3. prompt turns, answers and corrections are redacted (:func:`core.redaction.redact`), and
+   prompts lose any prompt-guard canary (:func:`core.prompt_guard.strip_canaries`);
 4. records with nothing to learn (no rating, no correction) and duplicates (the same
    redacted prompt, answer, rating and correction, whoever gave them) are dropped;
 5. untrusted feedback is subsampled to ``untrusted_weight`` (seeded, deterministic);
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core.feedback_data import FeedbackRecord
+from core.prompt_guard import strip_canaries
 from core.redaction import redact
 from core.types import ChatTurn, Rating
 from workers.training.options import TrainingOptions
@@ -121,7 +123,8 @@ class _Clean:
 
 
 def _turns(turns: Sequence[ChatTurn]) -> tuple[dict[str, str], ...]:
-    return tuple({"role": str(t.role), "content": redact(t.content)} for t in turns)
+    # Canaries are stripped before prompts are stored; again here, for older stored prompts.
+    return tuple({"role": str(t.role), "content": redact(strip_canaries(t.content))} for t in turns)
 
 
 def _unit(seed: int, text: str) -> float:

@@ -117,6 +117,13 @@ class _Failure:
 
 
 @dataclass(slots=True)
+class _Flood:
+    method: str | None
+    retry_after: int
+    start: float | None = None  # time.monotonic() of the call that opened the window
+
+
+@dataclass(slots=True)
 class _Refusal:
     times: int
     code: int

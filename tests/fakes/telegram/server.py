@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from tests.fakes.telegram.records import (
     SentMessage,
     SentPhoto,
     _Failure,
+    _Flood,
     _Refusal,
     _update_ids,
 )
@@ -44,6 +46,7 @@ class FakeTelegram(BotApi):
     _documents: dict[int, list[SentPhoto]] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _refusals: dict[str, _Refusal] = field(default_factory=dict)
+    _floods: dict[int, _Flood] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     """Files people sent, by file_id (:meth:`add_file`)."""
     downloads: list[str] = field(default_factory=list)
@@ -111,6 +114,25 @@ class FakeTelegram(BotApi):
     def fail_next(self, method: str, times: int = 1, *, retry_after: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 Too Many Requests."""
         self._failures[method] = _Failure(times, retry_after)
+
+    def flood(self, chat_id: int, retry_after: int, *, method: str | None = None) -> None:
+        """Open a flood window in a chat at its next call (of ``method``, if named).
+
+        That call, and every call into the chat in the ``retry_after`` seconds after it, get
+        429 with the seconds left, as from Telegram; :meth:`flood_window` says when it was.
+        """
+        self._floods[chat_id] = _Flood(method, retry_after)
+
+    def flood_window(self, chat_id: int) -> tuple[float, float] | None:
+        """When the chat's flood window opened and ends (``time.monotonic()``), if it did."""
+        flood = self._floods.get(chat_id)
+        if flood is None or flood.start is None:
+            return None
+        return flood.start, flood.start + flood.retry_after
+
+    def calls_into(self, chat_id: int) -> list[Call]:
+        """The calls of any method that named the chat, in order."""
+        return [c for c in self.calls if c.params.get("chat_id") == chat_id]
 
     def refuse_next(
         self, method: str, description: str, *, code: int = 400, times: int = 1
@@ -192,6 +214,19 @@ class FakeTelegram(BotApi):
             if message is not None:
                 self._chats[message["chat"]["id"]] = message["chat"]
 
+    def _flooded(self, method: str, params: dict[str, Any]) -> int | None:
+        """The seconds to ask for when the call falls in its chat's flood window."""
+        flood = self._floods.get(params.get("chat_id"))  # type: ignore[arg-type]
+        if flood is None:
+            return None
+        now = time.monotonic()
+        if flood.start is None:
+            if flood.method not in (None, method):
+                return None
+            flood.start = now
+        left = flood.start + flood.retry_after - now
+        return math.ceil(left) if left > 0 else None
+
     async def _handle(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
@@ -208,6 +243,17 @@ class FakeTelegram(BotApi):
                         "error_code": 429,
                         "description": f"Too Many Requests: retry after {failure.retry_after}",
                         "parameters": {"retry_after": failure.retry_after},
+                    },
+                    status=429,
+                )
+            flooded = self._flooded(method, params)
+            if flooded is not None:
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": f"Too Many Requests: retry after {flooded}",
+                        "parameters": {"retry_after": flooded},
                     },
                     status=429,
                 )
