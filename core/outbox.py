@@ -151,6 +151,9 @@ class _Noting:
             following.noted(message_id)
         return self._inner.answer(message_id)
 
+    async def stop(self, message_id: int) -> None:
+        await self._inner.stop(message_id)
+
 
 class Outbox:
     """Holds this process's deliveries, follows its live replies and sweeps for orphans."""
