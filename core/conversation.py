@@ -22,6 +22,7 @@ from core.commands import COMMANDS, Command, CommandRegistry, parse_command
 from core.context import ContextBuilder
 from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
+from core.intake import FileRef
 from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.profile_commands import describe_profile
@@ -93,7 +94,10 @@ class Accepted:
 
     Exactly one of four: a reply that is ready (``reply``), a command to run
     (``command``), a stored message whose answer is owed (``message_id``), or files to
-    read first (``media``: read after the platform is acknowledged, then stored as text).
+    read first (``media``). Files with a platform reference are stored with the message
+    (``message_id`` and ``media``, see :mod:`core.intake`): read when the message's turn
+    comes, the text read replacing it; others are read after the acknowledgement and then
+    stored as text.
     """
 
     message: Message
@@ -159,6 +163,8 @@ class ConversationService:
             async for delta in replies:
                 yield delta
             yield replies.result
+        if accepted.media and accepted.message_id is not None:
+            await asyncio.to_thread(self._store.close_intake, accepted.message_id)
 
     async def accept(self, message: Message) -> Accepted:
         """Take a message: store it with its answer job, or decide its reply at once.
@@ -174,6 +180,8 @@ class ConversationService:
             refusal = self.media.check(message.attachments)
             if refusal is not None:
                 return self._ready(message, refusal, kind=ReplyKind.ERROR)
+            if all(item.ref is not None for item in message.attachments):
+                return await self._accept_files(message)
             return Accepted(message, media=message.attachments)
         if message.media:
             kinds = " and ".join(dict.fromkeys(message.media))
@@ -230,6 +238,25 @@ class ConversationService:
             log.exception("learning from message %s failed", asked.id)
         return Accepted(message, message_id=asked.id, busy=screening.busy)
 
+    async def _accept_files(self, message: Message) -> Accepted:
+        """Store a message with files, its job and its intake: read once it is its turn."""
+        assert self.media is not None
+        files = tuple(FileRef.of(item) for item in message.attachments)
+        asked = await asyncio.to_thread(
+            self._store.append,
+            message.key,
+            Role.USER,
+            message.text.strip(),
+            user=message.user,
+            platform_message_id=message.message_id,
+            expects_answer=True,
+            in_group=message.is_group,
+        )
+        await asyncio.to_thread(
+            self._store.open_intake, asked.id, message, files, self.media.lease_seconds
+        )
+        return Accepted(message, message_id=asked.id, media=message.attachments)
+
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
         return Streamed(self._measured(self._reply(accepted)))
@@ -252,6 +279,11 @@ class ConversationService:
 
     async def _reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
         message = accepted.message
+        if accepted.media and accepted.message_id is not None:
+            async with aclosing(self._read_stored(accepted, accepted.message_id)) as replies:
+                async for item in replies:
+                    yield item
+            return
         if accepted.media:
             async with aclosing(self._read_then_reply(accepted)) as replies:
                 async for item in replies:
@@ -322,6 +354,93 @@ class ConversationService:
         async with aclosing(self._reply(taken)) as replies:
             async for item in replies:
                 yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
+
+    async def _read_stored(
+        self, accepted: Accepted, message_id: int
+    ) -> AsyncGenerator[str | Reply, None]:
+        """Read the files of a stored message (its intake), then answer its job.
+
+        The intake's lease is renewed meanwhile, so that no other process takes it over.
+        """
+        assert self.media is not None
+        renewing = asyncio.ensure_future(self._renew(message_id, self.media.lease_seconds))
+        try:
+            intake = await asyncio.to_thread(self._store.intake, message_id)
+            taken = replace(accepted, media=())
+            first = ""
+            if intake is not None and not intake.read:
+                first, taken = await self._read_into(accepted, message_id)
+                if taken.reply is not None:
+                    reply = replace(
+                        taken.reply, text=self._spell(taken.message.platform, taken.reply.text)
+                    )
+                    yield reply.text
+                    yield reply
+                    return
+                yield first
+            async with aclosing(self._reply(taken)) as replies:
+                async for item in replies:
+                    yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
+        finally:
+            renewing.cancel()
+
+    async def _read_into(self, accepted: Accepted, message_id: int) -> tuple[str, Accepted]:
+        """Read the files and put the text read in the stored message's place.
+
+        Returns the heading of the answer and what to reply: the stored message's answer,
+        or a ready reply (the files could not be read, the text was refused) that ended its job.
+        """
+        assert self.media is not None
+        message = accepted.message
+        store = self._store
+        try:
+            readings = await self.media.read(accepted.media)
+        except MediaError as exc:
+            log.info("refused a %s in %s: %s", exc.reason, message.key.encode(), exc)
+            return "", await self._unread(accepted, message_id, str(exc), ReplyKind.ERROR)
+        empty = nothing_read(readings)
+        if empty is not None:
+            return "", await self._unread(accepted, message_id, empty, ReplyKind.NOTICE)
+        text = turn_text(readings, message.text)
+        said = replace(message, text=text, attachments=())
+        if len(text) > self._options.max_message_chars:
+            refusal = (
+                f"That is {len(text):,} characters, and I take at most "
+                f"{self._options.max_message_chars:,}. Please send a shorter one."
+            )
+            return "", await self._unread(accepted, message_id, refusal, ReplyKind.ERROR)
+        screening = await self.safety.screen(said, text)
+        if screening.refusal is not None:
+            refused = await self._unread(accepted, message_id, screening.refusal, ReplyKind.ERROR)
+            return "", refused
+        await asyncio.to_thread(store.replace_text, message_id, text)
+        await asyncio.to_thread(store.intake_read, message_id)
+        try:
+            await asyncio.to_thread(self._learn, message.user, text, message_id)
+        except Exception:  # learning a fact is a bonus; the message is accepted
+            log.exception("learning from message %s failed", message_id)
+        return heading(readings), Accepted(said, message_id=message_id, busy=screening.busy)
+
+    async def _unread(
+        self, accepted: Accepted, message_id: int, text: str, kind: ReplyKind
+    ) -> Accepted:
+        """End the job of a message whose files gave nothing to answer; reply ``text``."""
+        store = self._store
+        if not accepted.message.text.strip():
+            label = accepted.media[0].kind.label if accepted.media else "file"
+            await asyncio.to_thread(store.replace_text, message_id, f"[a {label} I did not read]")
+        await asyncio.to_thread(store.fail_job, message_id, "files not read")
+        await asyncio.to_thread(store.intake_read, message_id)
+        return self._ready(accepted.message, text, kind=kind)
+
+    async def _renew(self, message_id: int, lease_seconds: float) -> None:
+        """Keep the intake of ``message_id`` with this process while it reads and answers."""
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
+            try:
+                await asyncio.to_thread(self._store.renew_intake, message_id, lease_seconds)
+            except Exception:  # the database may be back by the next renewal
+                log.warning("could not renew the intake of message %s", message_id)
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

@@ -8,7 +8,8 @@ concern, each in its module: conversations and their turns in :mod:`core.db.mess
 answer jobs, and how they stay atomic across processes, in :mod:`core.db.jobs`; people,
 their profiles and link codes in :mod:`core.db.people`; platform events in
 :mod:`core.db.events`; feedback in :mod:`core.db.feedback`; forgetting, export,
-retention and usage in :mod:`core.db.privacy`; the shared row helpers in
+retention and usage in :mod:`core.db.privacy`; intakes and threads in
+:mod:`core.db.intakes`; the shared row helpers in
 :mod:`core.db.rows`.
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 
 from core.db.events import SqlEvents
 from core.db.feedback import SqlFeedback
+from core.db.intakes import SqlIntakes, SqlThreads
 from core.db.jobs import SqlJobs
 from core.db.messages import SqlConversations, SqlTurns
 from core.db.people import SqlPeople
@@ -34,6 +36,8 @@ class SqlStore(
     SqlEvents,
     SqlPrivacy,
     SqlJobs,
+    SqlIntakes,
+    SqlThreads,
 ):
     """A complete store in a database made by :func:`core.db.create_engine_for`.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from core.intake import Intake
 from core.jobs import Job
 from core.types import (
     Answer,
@@ -61,6 +62,8 @@ class MemoryState:
         self.jobs: dict[int, Job] = {}
         # The token of each running job's current lease holder.
         self.tokens: dict[int, str] = {}
+        self.intakes: dict[int, Intake] = {}
+        self.threads: set[ConversationKey] = set()
 
     def known(self, user: UserRef | None) -> UserRef | None:
         """The person with the latest name seen for them."""
@@ -116,6 +119,7 @@ class MemoryState:
             self.answers.pop(message_id, None)
             self.jobs.pop(message_id, None)
             self.tokens.pop(message_id, None)
+            self.intakes.pop(message_id, None)
             dropped += len(self.feedback.pop(message_id, {}))
         return dropped
 

@@ -1,0 +1,115 @@
+"""Intakes and threads in SQL: :class:`core.intake.IntakeStore` and ``ThreadStore``.
+
+Taking an intake over is one conditional UPDATE (its lease must have run out), so of two
+processes that find the same stalled intake exactly one takes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+
+from core.db.engine import SqlPart
+from core.db.models import IntakeRow, ThreadRow
+from core.db.rows import bulk_delete, dialect, insert_for, rowcount
+from core.intake import FileRef, Intake, message_from_json, message_to_json
+from core.types import ConversationKey, Message, utcnow
+
+__all__ = ["SqlIntakes", "SqlThreads"]
+
+
+def _until(lease_seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=lease_seconds)
+
+
+def _intake(row: IntakeRow) -> Intake:
+    return Intake(
+        message_id=row.message_id,
+        message=message_from_json(row.message),
+        files=tuple(FileRef.from_json(file) for file in row.files),
+        read=row.read,
+        lease_until=row.lease_until,
+        created_at=row.created_at,
+    )
+
+
+class SqlIntakes(SqlPart):
+    """:class:`core.intake.IntakeStore` in SQL."""
+
+    def open_intake(
+        self, message_id: int, message: Message, files: tuple[FileRef, ...], lease_seconds: float
+    ) -> None:
+        with self._session(write=True) as s:
+            s.add(
+                IntakeRow(
+                    message_id=message_id,
+                    platform=message.platform,
+                    message=message_to_json(message),
+                    files=[file.to_json() for file in files],
+                    read=False,
+                    lease_until=_until(lease_seconds),
+                    created_at=utcnow(),
+                )
+            )
+
+    def intake(self, message_id: int) -> Intake | None:
+        with self._session(write=False) as s:
+            row = s.get(IntakeRow, message_id)
+            return _intake(row) if row is not None else None
+
+    def renew_intake(self, message_id: int, lease_seconds: float) -> None:
+        self._set(message_id, lease_until=_until(lease_seconds))
+
+    def take_intake(self, message_id: int, lease_seconds: float) -> bool:
+        now = utcnow()
+        with self._session(write=True) as s:
+            taken = s.execute(
+                update(IntakeRow)
+                .where(
+                    IntakeRow.message_id == message_id,
+                    or_(IntakeRow.lease_until.is_(None), IntakeRow.lease_until < now),
+                )
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            return rowcount(taken) == 1
+
+    def intake_read(self, message_id: int) -> None:
+        self._set(message_id, read=True)
+
+    def close_intake(self, message_id: int) -> None:
+        with self._session(write=True) as s:
+            bulk_delete(s, delete(IntakeRow).where(IntakeRow.message_id == message_id))
+
+    def stalled_intakes(self, platform: str, now: datetime, *, limit: int = 100) -> list[Intake]:
+        with self._session(write=False) as s:
+            rows = s.scalars(
+                select(IntakeRow)
+                .where(
+                    IntakeRow.platform == platform,
+                    or_(IntakeRow.lease_until.is_(None), IntakeRow.lease_until < now),
+                )
+                .order_by(IntakeRow.message_id)
+                .limit(limit)
+            )
+            return [_intake(row) for row in rows]
+
+    def _set(self, message_id: int, **values: object) -> None:
+        with self._session(write=True) as s:
+            s.execute(update(IntakeRow).where(IntakeRow.message_id == message_id).values(**values))
+
+
+class SqlThreads(SqlPart):
+    """:class:`core.intake.ThreadStore` in SQL."""
+
+    def join_thread(self, key: ConversationKey) -> None:
+        with self._session(write=True) as s:
+            s.execute(
+                insert_for(dialect(s), ThreadRow)
+                .values(key=key.encode(), joined_at=utcnow())
+                .on_conflict_do_nothing(index_elements=[ThreadRow.key])
+            )
+
+    def in_thread(self, key: ConversationKey) -> bool:
+        with self._session(write=False) as s:
+            return s.get(ThreadRow, key.encode()) is not None

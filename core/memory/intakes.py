@@ -1,0 +1,83 @@
+"""Intakes and threads in memory: :class:`core.intake.IntakeStore` and ``ThreadStore``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from core.intake import FileRef, Intake
+from core.memory.state import MemoryPart
+from core.types import ConversationKey, Message, utcnow
+
+__all__ = ["MemoryIntakes", "MemoryThreads"]
+
+
+def _until(lease_seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=lease_seconds)
+
+
+class MemoryIntakes(MemoryPart):
+    """:class:`core.intake.IntakeStore` in memory."""
+
+    def open_intake(
+        self, message_id: int, message: Message, files: tuple[FileRef, ...], lease_seconds: float
+    ) -> None:
+        kept = replace(message, attachments=())
+        with self._state.lock:
+            self._state.intakes[message_id] = Intake(
+                message_id=message_id,
+                message=kept,
+                files=files,
+                lease_until=_until(lease_seconds),
+                created_at=utcnow(),
+            )
+
+    def intake(self, message_id: int) -> Intake | None:
+        with self._state.lock:
+            return self._state.intakes.get(message_id)
+
+    def renew_intake(self, message_id: int, lease_seconds: float) -> None:
+        self._change(message_id, lease_until=_until(lease_seconds))
+
+    def take_intake(self, message_id: int, lease_seconds: float) -> bool:
+        with self._state.lock:
+            found = self._state.intakes.get(message_id)
+            if found is None or (found.lease_until is not None and found.lease_until >= utcnow()):
+                return False
+            self._state.intakes[message_id] = replace(found, lease_until=_until(lease_seconds))
+            return True
+
+    def intake_read(self, message_id: int) -> None:
+        self._change(message_id, read=True)
+
+    def close_intake(self, message_id: int) -> None:
+        with self._state.lock:
+            self._state.intakes.pop(message_id, None)
+
+    def stalled_intakes(self, platform: str, now: datetime, *, limit: int = 100) -> list[Intake]:
+        with self._state.lock:
+            stalled = [
+                intake
+                for intake in self._state.intakes.values()
+                if intake.message.platform == platform
+                and (intake.lease_until is None or intake.lease_until < now)
+            ]
+        return sorted(stalled, key=lambda intake: intake.message_id)[:limit]
+
+    def _change(self, message_id: int, **changes: object) -> None:
+        with self._state.lock:
+            found = self._state.intakes.get(message_id)
+            if found is not None:
+                self._state.intakes[message_id] = replace(found, **changes)  # type: ignore[arg-type]
+
+
+class MemoryThreads(MemoryPart):
+    """:class:`core.intake.ThreadStore` in memory."""
+
+    def join_thread(self, key: ConversationKey) -> None:
+        with self._state.lock:
+            self._state.threads.add(key)
+
+    def in_thread(self, key: ConversationKey) -> bool:
+        with self._state.lock:
+            return key in self._state.threads
