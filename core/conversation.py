@@ -27,6 +27,7 @@ from core.media import Attachment, MediaError, MediaIntake, heading, nothing_rea
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.profile_commands import describe_profile
 from core.prompt_guard import looks_like_injection
+from core.reading import StoredFiles
 from core.responder import (
     APOLOGY,
     FEEDBACK_OFFER,
@@ -239,23 +240,25 @@ class ConversationService:
         return Accepted(message, message_id=asked.id, busy=screening.busy)
 
     async def _accept_files(self, message: Message) -> Accepted:
-        """Store a message with files, its job and its intake: read once it is its turn."""
+        """Store a message with files, its job and its intake: read once it is its turn.
+
+        It holds the person's turn (one answer at a time) from now, as a text would.
+        """
         assert self.media is not None
         files = tuple(FileRef.of(item) for item in message.attachments)
-        asked = await asyncio.to_thread(
-            self._store.append,
-            message.key,
-            Role.USER,
-            message.text.strip(),
-            user=message.user,
-            platform_message_id=message.message_id,
-            expects_answer=True,
-            in_group=message.is_group,
+        screening = await self.safety.screen(message, message.text.strip())
+        if screening.refusal is not None:
+            return self._ready(message, screening.refusal, kind=ReplyKind.ERROR)
+        try:
+            asked = await asyncio.to_thread(
+                self._store.store_with_files, message, files, self.media.lease_seconds
+            )
+        except BaseException:
+            await self.safety.finish(message.user, screening.busy)
+            raise
+        return Accepted(
+            message, message_id=asked.id, media=message.attachments, busy=screening.busy
         )
-        await asyncio.to_thread(
-            self._store.open_intake, asked.id, message, files, self.media.lease_seconds
-        )
-        return Accepted(message, message_id=asked.id, media=message.attachments)
 
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
@@ -363,84 +366,32 @@ class ConversationService:
         The intake's lease is renewed meanwhile, so that no other process takes it over.
         """
         assert self.media is not None
-        renewing = asyncio.ensure_future(self._renew(message_id, self.media.lease_seconds))
+        files = StoredFiles(
+            store=self._store,
+            media=self.media,
+            safety=self.safety,
+            max_chars=self._options.max_message_chars,
+            learn=self._learn,
+        )
+        renewing = asyncio.ensure_future(files.renew(message_id))
         try:
             intake = await asyncio.to_thread(self._store.intake, message_id)
             taken = replace(accepted, media=())
             first = ""
             if intake is not None and not intake.read:
-                first, taken = await self._read_into(accepted, message_id)
-                if taken.reply is not None:
-                    reply = replace(
-                        taken.reply, text=self._spell(taken.message.platform, taken.reply.text)
-                    )
+                first, said = await files.read_into(accepted, message_id)
+                if isinstance(said, Reply):
+                    reply = replace(said, text=self._spell(accepted.message.platform, said.text))
                     yield reply.text
                     yield reply
                     return
+                taken = replace(taken, message=said)
                 yield first
             async with aclosing(self._reply(taken)) as replies:
                 async for item in replies:
                     yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
         finally:
             renewing.cancel()
-
-    async def _read_into(self, accepted: Accepted, message_id: int) -> tuple[str, Accepted]:
-        """Read the files and put the text read in the stored message's place.
-
-        Returns the heading of the answer and what to reply: the stored message's answer,
-        or a ready reply (the files could not be read, the text was refused) that ended its job.
-        """
-        assert self.media is not None
-        message = accepted.message
-        store = self._store
-        try:
-            readings = await self.media.read(accepted.media)
-        except MediaError as exc:
-            log.info("refused a %s in %s: %s", exc.reason, message.key.encode(), exc)
-            return "", await self._unread(accepted, message_id, str(exc), ReplyKind.ERROR)
-        empty = nothing_read(readings)
-        if empty is not None:
-            return "", await self._unread(accepted, message_id, empty, ReplyKind.NOTICE)
-        text = turn_text(readings, message.text)
-        said = replace(message, text=text, attachments=())
-        if len(text) > self._options.max_message_chars:
-            refusal = (
-                f"That is {len(text):,} characters, and I take at most "
-                f"{self._options.max_message_chars:,}. Please send a shorter one."
-            )
-            return "", await self._unread(accepted, message_id, refusal, ReplyKind.ERROR)
-        screening = await self.safety.screen(said, text)
-        if screening.refusal is not None:
-            refused = await self._unread(accepted, message_id, screening.refusal, ReplyKind.ERROR)
-            return "", refused
-        await asyncio.to_thread(store.replace_text, message_id, text)
-        await asyncio.to_thread(store.intake_read, message_id)
-        try:
-            await asyncio.to_thread(self._learn, message.user, text, message_id)
-        except Exception:  # learning a fact is a bonus; the message is accepted
-            log.exception("learning from message %s failed", message_id)
-        return heading(readings), Accepted(said, message_id=message_id, busy=screening.busy)
-
-    async def _unread(
-        self, accepted: Accepted, message_id: int, text: str, kind: ReplyKind
-    ) -> Accepted:
-        """End the job of a message whose files gave nothing to answer; reply ``text``."""
-        store = self._store
-        if not accepted.message.text.strip():
-            label = accepted.media[0].kind.label if accepted.media else "file"
-            await asyncio.to_thread(store.replace_text, message_id, f"[a {label} I did not read]")
-        await asyncio.to_thread(store.fail_job, message_id, "files not read")
-        await asyncio.to_thread(store.intake_read, message_id)
-        return self._ready(accepted.message, text, kind=kind)
-
-    async def _renew(self, message_id: int, lease_seconds: float) -> None:
-        """Keep the intake of ``message_id`` with this process while it reads and answers."""
-        while True:
-            await asyncio.sleep(lease_seconds / 3)
-            try:
-                await asyncio.to_thread(self._store.renew_intake, message_id, lease_seconds)
-            except Exception:  # the database may be back by the next renewal
-                log.warning("could not renew the intake of message %s", message_id)
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

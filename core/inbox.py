@@ -113,6 +113,8 @@ class Inbox:
         self._order = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweepers: set[asyncio.Task[None]] = set()
+        self._taken: set[int] = set()
+        """Stored messages this process accepted and has not replied to yet."""
 
     @property
     def service(self) -> ConversationService:
@@ -151,8 +153,14 @@ class Inbox:
             if incoming.event_id is not None:
                 await self._release(message.platform, incoming.event_id)
             return Receipt.RETRY
+        if accepted.message_id is not None:
+            self._taken.add(accepted.message_id)
         self.later(self._answer(accepted, renderer_for))
         return Receipt.TAKEN
+
+    def handles(self, message_id: int | None) -> bool:
+        """Whether this process took the stored message and has not replied to it yet."""
+        return message_id in self._taken
 
     def keep_resuming(
         self, platform: str, reopen: Reopen, renderer_for: RendererFactory, every: float
@@ -217,13 +225,19 @@ class Inbox:
             await self._reply(accepted, renderer_for)
             done = {accepted.message_id}
             while (after := await following(accepted.message.key)) is not None:
-                if after.message_id in done:
-                    break
+                if after.message_id in done or self.handles(after.message_id):
+                    break  # what this process took itself is answered in its own turn
                 done.add(after.message_id)
                 await self._reply(after, renderer_for)
 
     async def _reply(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
         """Stream the reply into its renderer, then record where the answer shows."""
+        try:
+            await self._show(accepted, renderer_for)
+        finally:
+            self._taken.discard(accepted.message_id or 0)
+
+    async def _show(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
         message = accepted.message
         renderer = renderer_for(message)
         try:

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.media import Attachment, Fetch, MediaKind
-from core.types import ConversationKey, Message, UserRef
+from core.types import ConversationKey, Message, StoredMessage, UserRef
 
 __all__ = [
     "FileRef",
@@ -169,10 +169,11 @@ def reattach(intake: Intake, reopen: Reopen) -> Message:
 class IntakeStore(Protocol):
     """Intakes, beside the messages they belong to (deleted with them)."""
 
-    def open_intake(
-        self, message_id: int, message: Message, files: tuple[FileRef, ...], lease_seconds: float
-    ) -> None:
-        """Record the files of a stored message, unread, leased to the caller."""
+    def store_with_files(
+        self, message: Message, files: tuple[FileRef, ...], lease_seconds: float
+    ) -> StoredMessage:
+        """Store the person's message (its caption as text), its answer job and its intake
+        (unread, leased to the caller), in one transaction; return the stored message."""
         ...
 
     def intake(self, message_id: int) -> Intake | None:

@@ -58,6 +58,8 @@ class IntakeResumer:
         stalled = await asyncio.to_thread(store.stalled_intakes, self._platform, utcnow())
         taken = 0
         for intake in stalled:
+            if self._inbox.handles(intake.message_id):
+                continue  # this process is at it (its lease renewal was late)
             if not await asyncio.to_thread(store.take_intake, intake.message_id, self._lease):
                 continue  # another process was quicker
             log.warning(

@@ -11,10 +11,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 
 from core.db.engine import SqlPart
+from core.db.jobs import lock_conversation, open_job
+from core.db.messages import conversation_id
 from core.db.models import IntakeRow, ThreadRow
-from core.db.rows import bulk_delete, dialect, insert_for, rowcount
+from core.db.people import user_id
+from core.db.rows import add_message, bulk_delete, dialect, insert_for, rowcount
 from core.intake import FileRef, Intake, message_from_json, message_to_json
-from core.types import ConversationKey, Message, utcnow
+from core.store import NewTurn, draft_turn
+from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
 __all__ = ["SqlIntakes", "SqlThreads"]
 
@@ -37,13 +41,25 @@ def _intake(row: IntakeRow) -> Intake:
 class SqlIntakes(SqlPart):
     """:class:`core.intake.IntakeStore` in SQL."""
 
-    def open_intake(
-        self, message_id: int, message: Message, files: tuple[FileRef, ...], lease_seconds: float
-    ) -> None:
+    def store_with_files(
+        self, message: Message, files: tuple[FileRef, ...], lease_seconds: float
+    ) -> StoredMessage:
+        """The message, its job and its intake in one transaction (as ``append`` stores)."""
+        turn: NewTurn = {
+            "user": message.user,
+            "platform_message_id": message.message_id,
+            "expects_answer": True,
+            "in_group": message.is_group,
+        }
+        draft = draft_turn(Role.USER, message.text.strip(), turn)
         with self._session(write=True) as s:
+            conversation = conversation_id(s, message.key)
+            lock_conversation(s, conversation)  # before the message's id is drawn
+            stored = add_message(s, conversation, draft, user_id=user_id(s, message.user))
+            open_job(s, stored.id, conversation, stored.created_at, in_group=message.is_group)
             s.add(
                 IntakeRow(
-                    message_id=message_id,
+                    message_id=stored.id,
                     platform=message.platform,
                     message=message_to_json(message),
                     files=[file.to_json() for file in files],
@@ -52,6 +68,7 @@ class SqlIntakes(SqlPart):
                     created_at=utcnow(),
                 )
             )
+            return stored
 
     def intake(self, message_id: int) -> Intake | None:
         with self._session(write=False) as s:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.intake import FileRef, Intake
 from core.memory.state import MemoryPart
-from core.types import ConversationKey, Message, utcnow
+from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
 __all__ = ["MemoryIntakes", "MemoryThreads"]
 
@@ -17,20 +18,33 @@ def _until(lease_seconds: float) -> datetime:
 
 
 class MemoryIntakes(MemoryPart):
-    """:class:`core.intake.IntakeStore` in memory."""
+    """:class:`core.intake.IntakeStore` in memory (the message is stored by ``append``)."""
 
-    def open_intake(
-        self, message_id: int, message: Message, files: tuple[FileRef, ...], lease_seconds: float
-    ) -> None:
+    append: Callable[..., StoredMessage]
+    """:meth:`core.memory.messages.MemoryConversations.append`, a sibling part's."""
+
+    def store_with_files(
+        self, message: Message, files: tuple[FileRef, ...], lease_seconds: float
+    ) -> StoredMessage:
         kept = replace(message, attachments=())
+        stored = self.append(
+            message.key,
+            Role.USER,
+            message.text.strip(),
+            user=message.user,
+            platform_message_id=message.message_id,
+            expects_answer=True,
+            in_group=message.is_group,
+        )
         with self._state.lock:
-            self._state.intakes[message_id] = Intake(
-                message_id=message_id,
+            self._state.intakes[stored.id] = Intake(
+                message_id=stored.id,
                 message=kept,
                 files=files,
                 lease_until=_until(lease_seconds),
                 created_at=utcnow(),
             )
+        return stored
 
     def intake(self, message_id: int) -> Intake | None:
         with self._state.lock:
