@@ -57,8 +57,8 @@ log = logging.getLogger(__name__)
 RendererFactory = Callable[[Message], ReplyRenderer]
 """Makes the renderer of one reply; called once the message is taken, when its reply starts."""
 
-Following = Callable[[ConversationKey], Awaitable["Accepted | None"]]
-"""The next message of a conversation that waits for an answer, if any."""
+Following = Callable[[ConversationKey, int], Awaitable["Accepted | None"]]
+"""The next message of a conversation after the given one whose answer was not shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +223,12 @@ class Inbox:
         """Answer ``accepted``, then each message ``following`` finds after it, in one turn."""
         async with self._order.hold(accepted.message.key):
             await self._reply(accepted, renderer_for)
-            done = {accepted.message_id}
-            while (after := await following(accepted.message.key)) is not None:
-                if after.message_id in done or self.handles(after.message_id):
+            last = accepted.message_id or 0
+            while (after := await following(accepted.message.key, last)) is not None:
+                if self.handles(after.message_id):
                     break  # what this process took itself is answered in its own turn
-                done.add(after.message_id)
                 await self._reply(after, renderer_for)
+                last = after.message_id or last
 
     async def _reply(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
         """Stream the reply into its renderer, then record where the answer shows."""

@@ -196,8 +196,20 @@ class IntakeStore(Protocol):
         """The answer is shown: forget the intake."""
         ...
 
+    def discard_intake(self, message_id: int) -> None:
+        """The files gave nothing to answer: forget the message with its job and intake, as
+        if it had never been stored (nothing of a file Parley refused is kept)."""
+        ...
+
     def stalled_intakes(self, platform: str, now: datetime, *, limit: int = 100) -> list[Intake]:
         """Open intakes of one platform whose lease ran out before ``now``, oldest first."""
+        ...
+
+    def waiting_after(
+        self, key: ConversationKey, message_id: int, *, limit: int = 100
+    ) -> list[int]:
+        """The conversation's messages after ``message_id`` whose answer was not shown: their
+        job has not ended, or it is done and its answer was never marked delivered. In order."""
         ...
 
 

@@ -105,13 +105,12 @@ class StoredFiles:
     async def _unread(
         self, accepted: Accepted, message_id: int, text: str, kind: ReplyKind
     ) -> Reply:
-        """End the job of a message whose files gave nothing to answer; reply ``text``."""
-        if not accepted.message.text.strip():
-            label = accepted.media[0].kind.label if accepted.media else "file"
-            await asyncio.to_thread(
-                self._store.replace_text, message_id, f"[a {label} I did not read]"
-            )
-        await self._end(accepted, message_id, "its files gave nothing to answer")
+        """Forget a message whose files gave nothing to answer (as if never stored, as a
+        refused text is never stored), let the person's turn go, and reply ``text``."""
+        try:
+            await asyncio.to_thread(self._store.discard_intake, message_id)
+        finally:
+            await self._safety.finish(accepted.message.user, accepted.busy)
         return Reply(kind=kind, text=text)
 
     async def _end(self, accepted: Accepted, message_id: int, reason: str) -> None:

@@ -79,12 +79,13 @@ class IntakeResumer:
         message = reattach(intake, self._reopen)
         return Accepted(message, message_id=intake.message_id, media=message.attachments)
 
-    async def _next(self, key: ConversationKey) -> Accepted | None:
-        """The conversation's oldest message still owed an answer, ready to answer."""
+    async def _next(self, key: ConversationKey, last: int) -> Accepted | None:
+        """The next message after ``last`` whose answer was not shown, ready to answer."""
         store = self._store
-        message_id = await asyncio.to_thread(store.next_job, key)
-        if message_id is None:
+        waiting = await asyncio.to_thread(store.waiting_after, key, last, limit=1)
+        if not waiting:
             return None
+        [message_id] = waiting
         intake = await asyncio.to_thread(store.intake, message_id)
         if intake is not None:
             taken = await asyncio.to_thread(store.take_intake, message_id, self._lease)
@@ -93,6 +94,7 @@ class IntakeResumer:
         job = await asyncio.to_thread(store.job, message_id)
         if stored is None or stored.user is None or job is None:
             return None
+        key = job.key
         message = Message(
             platform=key.platform,
             workspace=key.workspace,

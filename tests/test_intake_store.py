@@ -110,3 +110,40 @@ def test_threads_are_joined_once_and_known_after(store: Store) -> None:
     assert store.in_thread(thread)
     assert not store.in_thread(other)
     assert not store.in_thread(ConversationKey("slack", "T2", "C1", "1700000000.000100"))
+
+
+def test_a_discarded_intake_takes_its_message_and_job_along(store: Store) -> None:
+    kept = store.append(voice_note().key, Role.USER, "before", user=ADA, expects_answer=True)
+    stored = store.store_with_files(voice_note(), (VOICE,), lease_seconds=60)
+    store.discard_intake(stored.id)
+    assert store.history(voice_note().key, 10) == [kept]
+    assert store.job(stored.id) is None
+    assert store.intake(stored.id) is None
+    assert store.next_job(voice_note().key) == kept.id
+
+
+def test_the_messages_waiting_behind_are_those_whose_answer_was_not_shown(store: Store) -> None:
+    key = voice_note().key
+    first, second, third = (
+        store.append(key, Role.USER, text, user=ADA, expects_answer=True)
+        for text in ("one", "two", "three")
+    )
+    store.append(voice_note("8").key, Role.USER, "elsewhere", user=ADA, expects_answer=True)
+    answers = {}
+    for asked in (first, second):
+        claim = store.claim_job(asked.id, lease_seconds=60, max_attempts=3)
+        assert claim.token is not None
+        answers[asked.id] = store.finish_job(
+            asked.id, claim.token, f"answer to {asked.text}", model_version="v", context=None
+        )
+    shown = answers[first.id]
+    assert shown is not None
+    store.mark_delivered(shown.id, "m-1")
+    assert store.waiting_after(key, 0) == [second.id, third.id]
+    assert store.waiting_after(key, second.id) == [third.id]
+    assert store.waiting_after(key, 0, limit=1) == [second.id]
+    answer = answers[second.id]
+    assert answer is not None
+    store.mark_delivered(answer.id, "m-2")
+    store.fail_job(third.id, "gave up")
+    assert store.waiting_after(key, 0) == []

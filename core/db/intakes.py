@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import aliased
 
 from core.db.engine import SqlPart
-from core.db.jobs import lock_conversation, open_job
+from core.db.jobs import OPEN, lock_conversation, open_job
 from core.db.messages import conversation_id
-from core.db.models import IntakeRow, ThreadRow
+from core.db.models import AnswerJobRow, ConversationRow, IntakeRow, MessageRow, ThreadRow
 from core.db.people import user_id
 from core.db.rows import add_message, bulk_delete, dialect, insert_for, rowcount
 from core.intake import FileRef, Intake, message_from_json, message_to_json
+from core.jobs import JobStatus
 from core.store import NewTurn, draft_turn
 from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
@@ -98,6 +100,11 @@ class SqlIntakes(SqlPart):
         with self._session(write=True) as s:
             bulk_delete(s, delete(IntakeRow).where(IntakeRow.message_id == message_id))
 
+    def discard_intake(self, message_id: int) -> None:
+        """Delete the message: its job and intake go with it (ON DELETE CASCADE)."""
+        with self._session(write=True) as s:
+            bulk_delete(s, delete(MessageRow).where(MessageRow.id == message_id))
+
     def stalled_intakes(self, platform: str, now: datetime, *, limit: int = 100) -> list[Intake]:
         with self._session(write=False) as s:
             rows = s.scalars(
@@ -110,6 +117,30 @@ class SqlIntakes(SqlPart):
                 .limit(limit)
             )
             return [_intake(row) for row in rows]
+
+    def waiting_after(
+        self, key: ConversationKey, message_id: int, *, limit: int = 100
+    ) -> list[int]:
+        answer = aliased(MessageRow)
+        conversation = (
+            select(ConversationRow.id).where(ConversationRow.key == key.encode()).scalar_subquery()
+        )
+        undelivered = and_(
+            AnswerJobRow.status == JobStatus.DONE.value, answer.platform_message_id.is_(None)
+        )
+        with self._session(write=False) as s:
+            found = s.scalars(
+                select(AnswerJobRow.message_id)
+                .outerjoin(answer, answer.id == AnswerJobRow.answer_id)
+                .where(
+                    AnswerJobRow.conversation_id == conversation,
+                    AnswerJobRow.message_id > message_id,
+                    or_(AnswerJobRow.status.in_(OPEN), undelivered),
+                )
+                .order_by(AnswerJobRow.message_id)
+                .limit(limit)
+            )
+            return list(found)
 
     def _set(self, message_id: int, **values: object) -> None:
         with self._session(write=True) as s:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.intake import FileRef, Intake
+from core.jobs import JobStatus
 from core.memory.state import MemoryPart
 from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
@@ -68,6 +69,13 @@ class MemoryIntakes(MemoryPart):
         with self._state.lock:
             self._state.intakes.pop(message_id, None)
 
+    def discard_intake(self, message_id: int) -> None:
+        state = self._state
+        with state.lock:
+            for turns in state.turns.values():
+                turns[:] = [turn for turn in turns if turn.id != message_id]
+            state.drop_turns({message_id})
+
     def stalled_intakes(self, platform: str, now: datetime, *, limit: int = 100) -> list[Intake]:
         with self._state.lock:
             stalled = [
@@ -77,6 +85,21 @@ class MemoryIntakes(MemoryPart):
                 and (intake.lease_until is None or intake.lease_until < now)
             ]
         return sorted(stalled, key=lambda intake: intake.message_id)[:limit]
+
+    def waiting_after(
+        self, key: ConversationKey, message_id: int, *, limit: int = 100
+    ) -> list[int]:
+        state = self._state
+        with state.lock:
+            waiting = []
+            for job in sorted(state.jobs.values(), key=lambda job: job.message_id):
+                if job.key != key or job.message_id <= message_id:
+                    continue
+                answer = state.answers.get(job.answer_id or 0)
+                undelivered = answer is not None and answer.message.platform_message_id is None
+                if not job.status.ended or (job.status is JobStatus.DONE and undelivered):
+                    waiting.append(job.message_id)
+            return waiting[:limit]
 
     def _change(self, message_id: int, **changes: object) -> None:
         with self._state.lock:
