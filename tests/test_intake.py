@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
+from bots.slack import build_slack
 from core.inbox import Incoming
 from core.intake import FileRef
 from core.jobs import ClaimOutcome
 from core.media import Attachment, Fetch, MediaError, MediaIntake, MediaKind, MediaLimits, Reading
 from core.resume import IntakeResumer
 from core.store import Store
-from core.types import Message, Reply, ReplyKind, Role
+from core.types import Message, Reply, ReplyKind, Role, UserRef, utcnow
 from tests.factories import make_inbox, make_message, make_service
+from tests.fakes.slack import TEAM, FakeSlack, next_ts
+from tests.slack_fixtures import settings_for
 from tests.test_inbox import Screen
 
 
@@ -154,3 +158,39 @@ async def test_an_intake_a_dead_process_left_is_taken_over_with_what_waited() ->
     ]
     assert store.intake(stored.id) is None
     assert user_turns(store, note) == ["what time is the meeting", "and tomorrow?"]
+
+
+async def test_the_slack_adapter_takes_over_a_clip_a_dead_process_left(slack: FakeSlack) -> None:
+    service, store, _ = make_service(media=media(Reader("where is the standup")))
+    clip = slack.add_file(b"m4a...", name="clip.m4a", mimetype="audio/mp4", subtype="slack_audio")
+    root = next_ts()
+    asked = Message(
+        platform="slack",
+        workspace=TEAM,
+        chat="C1",
+        thread=root,
+        user=UserRef("slack", "U1", "Ada"),
+        text="",
+        message_id=root,
+        is_group=True,
+        mentions_bot=True,
+        media=("audio",),
+    )
+    voice = FileRef(kind=MediaKind.VOICE, ref=clip["id"], mime="audio/mp4", size=6)
+    store.store_with_files(asked, (voice,), lease_seconds=-1)
+    adapter = build_slack(make_inbox(service), settings_for(slack), edit_interval=0.03)
+    await adapter.start()
+    try:
+        for _ in range(100):
+            if slack.in_thread("C1", root) and slack.in_thread("C1", root)[0].buttons:
+                break
+            await asyncio.sleep(0.05)
+        await adapter.drain()
+    finally:
+        await adapter.stop()
+
+    [shown] = slack.in_thread("C1", root)
+    assert shown.shown.startswith("🎤 I heard: “where is the standup”")
+    assert slack.downloads == [clip["id"]]
+    assert store.in_thread(asked.key), "the thread it answered in is stored"
+    assert store.stalled_intakes("slack", utcnow() + timedelta(days=1)) == []
