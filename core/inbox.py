@@ -256,9 +256,9 @@ class Inbox:
             await renderer.fail(APOLOGY)
             await self._closed(accepted)
             return
-        await self._closed(accepted)
         if reply.kind is ReplyKind.ANSWER and reply.answer_id is not None and shown is not None:
             await self._delivered(reply.answer_id, shown)
+        await self._closed(accepted)
 
     async def _closed(self, accepted: Accepted) -> None:
         """The reply to a message with files is shown: its intake is done (best effort)."""

@@ -52,11 +52,12 @@ class StoredFiles:
 
         Returns the heading of the answer (what was heard or read) and the message as said
         (its text the text read), to answer; or a reply that ended its job (nothing
-        readable, or the text refused). Anything else that fails ends the job, and is raised.
+        readable, or the text refused). Anything else that fails ends the job, and is raised;
+        when cancelled, the intake is left as it is for another process to take over.
         """
         try:
             return await self._read_into(accepted, message_id)
-        except BaseException:
+        except Exception:
             await self._end(accepted, message_id, "reading its files failed")
             raise
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from bots.slack import build_slack
 from core.inbox import Incoming
 from core.intake import FileRef
-from core.jobs import ClaimOutcome
+from core.jobs import ClaimOutcome, JobStatus
 from core.media import Attachment, Fetch, MediaError, MediaIntake, MediaKind, MediaLimits, Reading
 from core.resume import IntakeResumer
 from core.store import Store
@@ -194,3 +194,22 @@ async def test_the_slack_adapter_takes_over_a_clip_a_dead_process_left(slack: Fa
     assert slack.downloads == [clip["id"]]
     assert store.in_thread(asked.key), "the thread it answered in is stored"
     assert store.stalled_intakes("slack", utcnow() + timedelta(days=1)) == []
+
+
+async def test_a_reading_cut_short_by_a_stop_leaves_the_intake_to_take_over() -> None:
+    service, store, _ = make_service(media=media())
+    inbox = make_inbox(service)
+    file = SlowFile()  # never let go: the process stops while it downloads
+    note = voice_note(file)
+    await inbox.receive(Incoming(note, event_id="e1"), lambda _: Screen())
+    await asyncio.sleep(0.05)
+    assert file.downloads == 1
+    await inbox.close(grace=0.1)
+
+    [stored] = store.history(note.key, 10)
+    intake = store.intake(stored.id)
+    assert intake is not None
+    assert not intake.read
+    job = store.job(stored.id)
+    assert job is not None
+    assert job.status is JobStatus.QUEUED, "neither failed nor answered: still owed"
