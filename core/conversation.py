@@ -163,9 +163,10 @@ class ConversationService:
         async with aclosing(self.reply(accepted)) as replies:
             async for delta in replies:
                 yield delta
-            yield replies.result
+            result = replies.result
         if accepted.media and accepted.message_id is not None:
             await asyncio.to_thread(self._store.close_intake, accepted.message_id)
+        yield result
 
     async def accept(self, message: Message) -> Accepted:
         """Take a message: store it with its answer job, or decide its reply at once.
@@ -372,6 +373,7 @@ class ConversationService:
             safety=self.safety,
             max_chars=self._options.max_message_chars,
             learn=self._learn,
+            sentiment=self._read_sentiment,
         )
         renewing = asyncio.ensure_future(files.renew(message_id))
         try:

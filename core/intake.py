@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.media import Attachment, Fetch, MediaKind
+from core.sentiment import Sentiment
 from core.types import ConversationKey, Message, StoredMessage, UserRef
 
 __all__ = [
@@ -188,8 +189,9 @@ class IntakeStore(Protocol):
         """Take over an open intake whose lease ran out; True if this call took it."""
         ...
 
-    def intake_read(self, message_id: int) -> None:
-        """Record that the files were read (the message now holds the text read)."""
+    def intake_read(self, message_id: int, text: str, sentiment: Sentiment | None) -> None:
+        """The files were read: the message's text becomes ``text`` (with how it reads) and
+        the intake is marked read, in one transaction."""
         ...
 
     def close_intake(self, message_id: int) -> None:

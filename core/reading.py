@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from core.media import MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.safety import Safety
+from core.sentiment import Sentiment
 from core.store import Store
 from core.types import Message, Reply, ReplyKind, UserProfile, UserRef
 
@@ -33,14 +34,23 @@ __all__ = ["StoredFiles"]
 log = logging.getLogger(__name__)
 
 Learn = Callable[[UserRef, str, int], UserProfile]
+ReadSentiment = Callable[[str], Awaitable[Sentiment | None]]
 
 
 class StoredFiles:
     """Reads a stored message's files into its text, or ends its job when that fails."""
 
     def __init__(
-        self, *, store: Store, media: MediaIntake, safety: Safety, max_chars: int, learn: Learn
+        self,
+        *,
+        store: Store,
+        media: MediaIntake,
+        safety: Safety,
+        max_chars: int,
+        learn: Learn,
+        sentiment: ReadSentiment,
     ) -> None:
+        self._sentiment = sentiment
         self._store = store
         self._media = media
         self._safety = safety
@@ -95,8 +105,8 @@ class StoredFiles:
             refused = await self._unread(accepted, message_id, screening.refusal, ReplyKind.ERROR)
             return "", refused
         store = self._store
-        await asyncio.to_thread(store.replace_text, message_id, text)
-        await asyncio.to_thread(store.intake_read, message_id)
+        sentiment = await self._sentiment(text)
+        await asyncio.to_thread(store.intake_read, message_id, text, sentiment)
         try:
             await asyncio.to_thread(self._learn, message.user, text, message_id)
         except Exception:  # learning a fact is a bonus; the message is accepted
@@ -115,11 +125,10 @@ class StoredFiles:
         return Reply(kind=kind, text=text)
 
     async def _end(self, accepted: Accepted, message_id: int, reason: str) -> None:
-        """Fail the job, mark the intake read and let the person's turn go (best effort)."""
+        """Fail the job and let the person's turn go (best effort)."""
         store = self._store
         try:
             await asyncio.to_thread(store.fail_job, message_id, reason)
-            await asyncio.to_thread(store.intake_read, message_id)
         except Exception:
             log.exception("could not end the job of message %s", message_id)
         await self._safety.finish(accepted.message.user, accepted.busy)

@@ -18,6 +18,7 @@ from core.intake import FileRef
 from core.jobs import ClaimOutcome, JobStatus
 from core.media import Attachment, Fetch, MediaError, MediaIntake, MediaKind, MediaLimits, Reading
 from core.resume import IntakeResumer
+from core.sentiment import LexiconSentimentClassifier
 from core.store import Store
 from core.types import Message, Reply, ReplyKind, Role, UserRef, utcnow
 from tests.factories import make_inbox, make_message, make_service
@@ -95,6 +96,23 @@ async def test_a_text_sent_while_a_voice_note_is_read_is_answered_after_it() -> 
     assert voice_reply.answer_id < text_reply.answer_id
     assert user_turns(store, note) == ["what time is the meeting", "and tomorrow?"]
     assert store.intake(stored.id) is None, "closed once the answer is shown"
+
+
+async def test_what_was_heard_is_stored_with_how_it_reads() -> None:
+    sentiment = LexiconSentimentClassifier()
+    heard = "this is terrible, I hate it, nothing works"
+    service, store, _ = make_service(media=media(Reader(heard)), sentiment=sentiment)
+    file = SlowFile()
+    file.go.set()
+    note = voice_note(file)
+    reply = await service.handle(note).collect()
+    assert reply.kind is ReplyKind.ANSWER
+    [turn] = [t for t in store.history(note.key, 10) if t.role is Role.USER]
+    assert turn.text == heard
+    assert turn.sentiment == sentiment.classify([heard])[0]
+    assert turn.sentiment is not None
+    assert turn.sentiment.score < 0
+    assert store.intake(turn.id) is None, "closed once answered"
 
 
 async def test_a_file_that_cannot_be_read_ends_its_job_with_a_clear_reply() -> None:

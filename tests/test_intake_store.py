@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from core.intake import FileRef
 from core.jobs import JobStatus
 from core.media import MediaKind
+from core.sentiment import Mood, Sentiment
 from core.store import Store
 from core.types import ConversationKey, Message, Role, UserRef, utcnow
 from tests.store_fixtures import together
@@ -84,10 +85,13 @@ def test_a_renewed_intake_stays_with_its_process(store: Store) -> None:
 
 def test_an_intake_is_read_then_closed(store: Store) -> None:
     stored = store.store_with_files(voice_note(), (VOICE,), lease_seconds=60)
-    store.intake_read(stored.id)
+    reading = Sentiment(Mood.POSITIVE, 0.8, 0.9)
+    store.intake_read(stored.id, "what time is the meeting", reading)
     intake = store.intake(stored.id)
     assert intake is not None
     assert intake.read
+    [turn] = store.history(voice_note().key, 10)
+    assert (turn.text, turn.sentiment) == ("what time is the meeting", reading)
     store.close_intake(stored.id)
     assert store.intake(stored.id) is None
     assert store.stalled_intakes("telegram", later()) == []

@@ -19,6 +19,7 @@ from core.db.people import user_id
 from core.db.rows import add_message, bulk_delete, dialect, insert_for, rowcount
 from core.intake import FileRef, Intake, message_from_json, message_to_json
 from core.jobs import JobStatus
+from core.sentiment import Sentiment
 from core.store import NewTurn, draft_turn
 from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
@@ -93,8 +94,19 @@ class SqlIntakes(SqlPart):
             )
             return rowcount(taken) == 1
 
-    def intake_read(self, message_id: int) -> None:
-        self._set(message_id, read=True)
+    def intake_read(self, message_id: int, text: str, sentiment: Sentiment | None) -> None:
+        with self._session(write=True) as s:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(
+                    text=text,
+                    sentiment_label=str(sentiment.label) if sentiment is not None else None,
+                    sentiment_score=sentiment.score if sentiment is not None else None,
+                    sentiment_confidence=sentiment.confidence if sentiment is not None else None,
+                )
+            )
+            s.execute(update(IntakeRow).where(IntakeRow.message_id == message_id).values(read=True))
 
     def close_intake(self, message_id: int) -> None:
         with self._session(write=True) as s:

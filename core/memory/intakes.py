@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from core.intake import FileRef, Intake
 from core.jobs import JobStatus
 from core.memory.state import MemoryPart
+from core.sentiment import Sentiment
 from core.types import ConversationKey, Message, Role, StoredMessage, utcnow
 
 __all__ = ["MemoryIntakes", "MemoryThreads"]
@@ -62,8 +63,13 @@ class MemoryIntakes(MemoryPart):
             self._state.intakes[message_id] = replace(found, lease_until=_until(lease_seconds))
             return True
 
-    def intake_read(self, message_id: int) -> None:
-        self._change(message_id, read=True)
+    def intake_read(self, message_id: int, text: str, sentiment: Sentiment | None) -> None:
+        state = self._state
+        with state.lock:
+            state.replace_turn(message_id, text=text, sentiment=sentiment)
+            found = state.intakes.get(message_id)
+            if found is not None:
+                state.intakes[message_id] = replace(found, read=True)
 
     def close_intake(self, message_id: int) -> None:
         with self._state.lock:
