@@ -403,3 +403,9 @@ class AttachmentSettings(Group):
         description="Scaled: how long the web process waits for a worker to read a file; "
         "also how long the file's bytes may wait in Redis.",
     )
+    intake_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A voice note or image whose process stops renewing its hold for this "
+        "long (it died) is read and answered by another process.",
+    )

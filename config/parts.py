@@ -159,7 +159,9 @@ def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake
     limits = options_for(MediaLimits, settings.attachments)
     if queued is None:
         options = options_for(MediaOptions, settings.attachments, settings.llm)
-        return MediaIntake(LocalMediaReader(options), limits)
+        return MediaIntake(
+            LocalMediaReader(options), limits, lease_seconds=settings.attachments.intake_lease_s
+        )
     from workers.media_queue import CeleryMediaReader
 
     reader = CeleryMediaReader(
@@ -167,7 +169,7 @@ def build_media(settings: Settings, queued: Queued | None = None) -> MediaIntake
         enqueue=queued.tasks.read_media,
         wait_seconds=settings.attachments.wait_s,
     )
-    return MediaIntake(reader, limits)
+    return MediaIntake(reader, limits, lease_seconds=settings.attachments.intake_lease_s)
 
 
 def build_generator(settings: Settings) -> LocalGenerator:

@@ -22,10 +22,12 @@ from core.commands import COMMANDS, Command, CommandRegistry, parse_command
 from core.context import ContextBuilder
 from core.facts import extract_facts, merge_facts
 from core.generator import Generator, TokenCounter
+from core.intake import FileRef
 from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
 from core.profile_commands import describe_profile
 from core.prompt_guard import looks_like_injection
+from core.reading import StoredFiles
 from core.responder import (
     APOLOGY,
     FEEDBACK_OFFER,
@@ -100,7 +102,10 @@ class Accepted:
 
     Exactly one of four: a reply that is ready (``reply``), a command to run
     (``command``), a stored message whose answer is owed (``message_id``), or files to
-    read first (``media``: read after the platform is acknowledged, then stored as text).
+    read first (``media``). Files with a platform reference are stored with the message
+    (``message_id`` and ``media``, see :mod:`core.intake`): read when the message's turn
+    comes, the text read replacing it; others are read after the acknowledgement and then
+    stored as text.
     """
 
     message: Message
@@ -169,7 +174,10 @@ class ConversationService:
         async with aclosing(self.reply(accepted)) as replies:
             async for delta in replies:
                 yield delta
-            yield replies.result
+            result = replies.result
+        if accepted.media and accepted.message_id is not None:
+            await asyncio.to_thread(self._store.close_intake, accepted.message_id)
+        yield result
 
     async def accept(self, message: Message) -> Accepted:
         """Take a message: store it with its answer job, or decide its reply at once.
@@ -185,6 +193,8 @@ class ConversationService:
             refusal = self.media.check(message.attachments)
             if refusal is not None:
                 return self._ready(message, refusal, kind=ReplyKind.ERROR)
+            if all(item.ref is not None for item in message.attachments):
+                return await self._accept_files(message)
             return Accepted(message, media=message.attachments)
         if message.media:
             kinds = " and ".join(dict.fromkeys(message.media))
@@ -251,6 +261,27 @@ class ConversationService:
         accepted = await self._accept_text(replace(message, text=asked.text), asked.text)
         return replace(accepted, heading=retry_heading(asked.text))
 
+    async def _accept_files(self, message: Message) -> Accepted:
+        """Store a message with files, its job and its intake: read once it is its turn.
+
+        It holds the person's turn (one answer at a time) from now, as a text would.
+        """
+        assert self.media is not None
+        files = tuple(FileRef.of(item) for item in message.attachments)
+        screening = await self.safety.screen(message, message.text.strip())
+        if screening.refusal is not None:
+            return self._ready(message, screening.refusal, kind=ReplyKind.ERROR)
+        try:
+            asked = await asyncio.to_thread(
+                self._store.store_with_files, message, files, self.media.lease_seconds
+            )
+        except BaseException:
+            await self.safety.finish(message.user, screening.busy)
+            raise
+        return Accepted(
+            message, message_id=asked.id, media=message.attachments, busy=screening.busy
+        )
+
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
         return Streamed(self._measured(self._reply(accepted)))
@@ -273,6 +304,11 @@ class ConversationService:
 
     async def _reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
         message = accepted.message
+        if accepted.media and accepted.message_id is not None:
+            async with aclosing(self._read_stored(accepted, accepted.message_id)) as replies:
+                async for item in replies:
+                    yield item
+            return
         if accepted.media:
             async with aclosing(self._read_then_reply(accepted)) as replies:
                 async for item in replies:
@@ -360,6 +396,42 @@ class ConversationService:
             lambda: self._store.next_job(key),
             private=not accepted.message.is_group,
         )
+
+    async def _read_stored(
+        self, accepted: Accepted, message_id: int
+    ) -> AsyncGenerator[str | Reply, None]:
+        """Read the files of a stored message (its intake), then answer its job.
+
+        The intake's lease is renewed meanwhile, so that no other process takes it over.
+        """
+        assert self.media is not None
+        files = StoredFiles(
+            store=self._store,
+            media=self.media,
+            safety=self.safety,
+            max_chars=self._options.max_message_chars,
+            learn=self._learn,
+            sentiment=self._read_sentiment,
+        )
+        renewing = asyncio.ensure_future(files.renew(message_id))
+        try:
+            intake = await asyncio.to_thread(self._store.intake, message_id)
+            taken = replace(accepted, media=())
+            first = ""
+            if intake is not None and not intake.read:
+                first, said = await files.read_into(accepted, message_id)
+                if isinstance(said, Reply):
+                    reply = replace(said, text=self._spell(accepted.message.platform, said.text))
+                    yield reply.text
+                    yield reply
+                    return
+                taken = replace(taken, message=said)
+                yield first
+            async with aclosing(self._reply(taken)) as replies:
+                async for item in replies:
+                    yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
+        finally:
+            renewing.cancel()
 
     def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
         return Accepted(message, reply=Reply(kind=kind, text=text))

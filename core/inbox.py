@@ -45,19 +45,24 @@ from typing import Any
 from core.commands import parse_command
 from core.conversation import APOLOGY, Accepted, ConversationService
 from core.errors import StoreError
+from core.intake import Reopen
 from core.locks import KeyedLocks
 from core.outbox import Outbox
+from core.resume import IntakeResumer
 from core.store import ConversationStore, EventStore
 from core.streaming import ReplyRenderer
 from core.turn_commands import stops_an_answer
-from core.types import Message, Rating, Reply, ReplyKind, UserRef
+from core.types import ConversationKey, Message, Rating, Reply, ReplyKind, UserRef
 
-__all__ = ["Inbox", "Incoming", "Receipt", "RendererFactory", "addressed"]
+__all__ = ["Following", "Inbox", "Incoming", "Receipt", "RendererFactory", "addressed"]
 
 log = logging.getLogger(__name__)
 
 RendererFactory = Callable[[Message], ReplyRenderer]
 """Makes the renderer of one reply; called once the message is taken, when its reply starts."""
+
+Following = Callable[[ConversationKey, int], Awaitable["Accepted | None"]]
+"""The next message of a conversation after the given one whose answer was not shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,14 @@ class Inbox:
         self._outbox = outbox
         self._order = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweepers: set[asyncio.Task[None]] = set()
+        self._taken: set[int] = set()
+        """Stored messages this process accepted and has not replied to yet."""
+
+    @property
+    def service(self) -> ConversationService:
+        """The conversation service the inbox hands messages to."""
+        return self._service
 
     async def receive(self, incoming: Incoming, renderer_for: RendererFactory) -> Receipt:
         """Take one delivered message; its reply is rendered in the background.
@@ -149,8 +162,23 @@ class Inbox:
             if incoming.event_id is not None:
                 await self._release(message.platform, incoming.event_id)
             return Receipt.RETRY
+        if accepted.message_id is not None:
+            self._taken.add(accepted.message_id)
         self.later(self._answer(accepted, renderer_for))
         return Receipt.TAKEN
+
+    def handles(self, message_id: int | None) -> bool:
+        """Whether this process took the stored message and has not replied to it yet."""
+        return message_id in self._taken
+
+    def keep_resuming(
+        self, platform: str, reopen: Reopen, renderer_for: RendererFactory, every: float
+    ) -> None:
+        """Take over ``platform``'s stalled intakes now and every ``every`` seconds (see
+        :class:`IntakeResumer`); stopped by :meth:`close`."""
+        resumer = IntakeResumer(self, platform, reopen, renderer_for)
+        task = asyncio.get_running_loop().create_task(resumer.run(every))
+        self._sweepers.add(task)
 
     async def rate(self, answer_id: int, user: UserRef, rating: Rating) -> Reply:
         """A 👍/👎 press on one answer; the reply is the notice to show the presser."""
@@ -169,6 +197,10 @@ class Inbox:
 
     async def close(self, grace: float) -> None:
         """Let work in progress finish for up to ``grace`` seconds, then cancel the rest."""
+        for sweeper in self._sweepers:
+            sweeper.cancel()
+        await asyncio.gather(*self._sweepers, return_exceptions=True)
+        self._sweepers.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), grace)
         for task in list(self._tasks):
@@ -204,15 +236,31 @@ class Inbox:
         async with self._order.hold(accepted.message.key):
             await self._reply(accepted, renderer_for)
 
+    async def answer_after(
+        self, accepted: Accepted, renderer_for: RendererFactory, following: Following
+    ) -> None:
+        """Answer ``accepted``, then each message ``following`` finds after it, in one turn."""
+        async with self._order.hold(accepted.message.key):
+            await self._reply(accepted, renderer_for)
+            last = accepted.message_id or 0
+            while (after := await following(accepted.message.key, last)) is not None:
+                if self.handles(after.message_id):
+                    break  # what this process took itself is answered in its own turn
+                await self._reply(after, renderer_for)
+                last = after.message_id or last
+
     async def _reply(self, accepted: Accepted, renderer_for: RendererFactory) -> None:
         """Stream the reply into its renderer, then record that it was delivered."""
-        renderer = renderer_for(accepted.message)
-        if self._outbox is None:
-            await self._show(accepted, renderer)
-            return
-        with self._outbox.follow(renderer) as following:
-            await self._show(accepted, renderer)
-            await following.delivered()
+        try:
+            renderer = renderer_for(accepted.message)
+            if self._outbox is None:
+                await self._show(accepted, renderer)
+                return
+            with self._outbox.follow(renderer) as following:
+                await self._show(accepted, renderer)
+                await following.delivered()
+        finally:
+            self._taken.discard(accepted.message_id or 0)
 
     async def _show(self, accepted: Accepted, renderer: ReplyRenderer) -> None:
         """Stream the reply into its renderer, then record where the answer shows."""
@@ -231,9 +279,20 @@ class Inbox:
                 message.key.encode(),
             )
             await renderer.fail(APOLOGY)
+            await self._closed(accepted)
             return
         if reply.kind is ReplyKind.ANSWER and reply.answer_id is not None and shown is not None:
             await self._delivered(reply.answer_id, shown)
+        await self._closed(accepted)
+
+    async def _closed(self, accepted: Accepted) -> None:
+        """The reply to a message with files is shown: its intake is done (best effort)."""
+        if not accepted.media or accepted.message_id is None:
+            return
+        try:
+            await asyncio.to_thread(self._service.store.close_intake, accepted.message_id)
+        except Exception:
+            log.exception("could not close the intake of message %s", accepted.message_id)
 
     async def _claim(self, platform: str, event_id: str) -> bool:
         """True the first time a platform event arrives; False for redeliveries and retries."""

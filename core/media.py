@@ -81,6 +81,9 @@ class Attachment:
     duration: float | None = None
     """Seconds of audio, as the platform reports them."""
     name: str | None = None
+    ref: str | None = None
+    """The platform's own name of the file (a Telegram file_id, a Slack file id), by which
+    it can be downloaded again after a restart (see :mod:`core.intake`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,9 +179,13 @@ def too_long(seconds: float, limit: float) -> MediaError:
 class MediaIntake:
     """The conversation service's side of media: check what the platform says, then read."""
 
-    def __init__(self, reader: MediaReader, limits: MediaLimits) -> None:
+    def __init__(
+        self, reader: MediaReader, limits: MediaLimits, *, lease_seconds: float = 60.0
+    ) -> None:
         self.reader = reader
         self.limits = limits
+        self.lease_seconds = lease_seconds
+        """How long an intake stays with the process reading it without a renewal."""
 
     def check(self, attachments: Sequence[Attachment]) -> str | None:
         """Why these files are refused before any download, from what the platform reports.

@@ -129,7 +129,14 @@ class Responder:
         self._spell = spell or (lambda _platform, text: text)
 
     def claim(self, message_id: int) -> Claim:
-        """Try to take the job of ``message_id`` (blocking: call it in a thread)."""
+        """Try to take the job of ``message_id`` (blocking: call it in a thread).
+
+        A message whose files are not read yet (:mod:`core.intake`) WAITs: the process that
+        reads them asks again once its text is in.
+        """
+        intake = self._store.intake(message_id)
+        if intake is not None and not intake.read:
+            return Claim(ClaimOutcome.WAIT)
         return self._store.claim_job(
             message_id,
             lease_seconds=self.jobs.lease_seconds,

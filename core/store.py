@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypedDict, Unpack
 
 from core.feedback_data import FeedbackSource
+from core.intake import IntakeStore, ThreadStore
 from core.jobs import JobStore
 from core.sentiment import Sentiment
 from core.types import (
@@ -264,8 +265,8 @@ class ConversationFeedbackStore(ConversationStore, FeedbackStore, Protocol):
     """A conversation's answers and people's verdicts on them (``/feedback``, ``/explain``)."""
 
 
-class AnsweringStore(TurnStore, JobStore, ProfileStore, Protocol):
-    """What answering one message reads and writes: its job, its history, the profile."""
+class AnsweringStore(TurnStore, JobStore, ProfileStore, IntakeStore, Protocol):
+    """What answering one message reads and writes: its job, its files, its history, the profile."""
 
 
 class Store(
@@ -279,6 +280,8 @@ class Store(
     PrivacyStore,
     JobStore,
     FeedbackSource,
+    IntakeStore,
+    ThreadStore,
     Protocol,
 ):
     """Every contract at once: what a complete store (SQL or memory) implements.

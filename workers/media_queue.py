@@ -4,7 +4,7 @@ The web process downloads a file (the adapter holds the platform's token), then:
 
     web:    SET parley:media:<id>:data <bytes> EX wait      (CeleryMediaReader.read)
             queue parley.read_media("parley:media:<id>", kind, mime)    on queue "media"
-            BLPOP parley:media:<id>:result wait
+            BLPOP parley:media:<id>:result (2 s at a time, up to wait)
     worker: GET  …:data, read it (workers.media.read_media), DEL …:data  (serve_reading)
             RPUSH …:result <reading or error as JSON>; EXPIRE …:result wait
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ GONE = (
     "Sorry, I lost your file before I could read it (I was busy or restarting). "
     "Please send it again."
 )
+POP_S = 2.0
+"""Seconds of one blocking pop for the result: well within the client's socket timeout."""
 TOO_SLOW = "Sorry, reading your file took too long: I am busy right now. Please try again later."
 
 
@@ -69,7 +72,7 @@ class CeleryMediaReader:
         try:
             await self._redis.set(data_key(key), data, ex=ttl)
             await asyncio.to_thread(self._enqueue, key, kind, mime)
-            found = await self._redis.blpop([result_key(key)], timeout=self._wait)
+            found = await self._result(key)
         finally:
             await self._redis.delete(data_key(key), result_key(key))
         if found is None:
@@ -79,6 +82,20 @@ class CeleryMediaReader:
         if "error" in payload:
             raise MediaError(str(payload["message"]), reason=str(payload["error"]))
         return Reading.from_json(payload)
+
+    async def _result(self, key: str) -> Any:
+        """The worker's result, or ``None`` after the wait.
+
+        Asked for in short blocking pops: a Redis client gives up on a read that takes
+        longer than its socket timeout (5 s by default in redis-py), and reading a file
+        often does.
+        """
+        deadline = time.monotonic() + self._wait
+        while (left := deadline - time.monotonic()) > 0:
+            found = await self._redis.blpop([result_key(key)], timeout=min(POP_S, max(left, 0.1)))
+            if found is not None:
+                return found
+        return None
 
 
 def serve_reading(

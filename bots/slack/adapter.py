@@ -55,7 +55,7 @@ from core.conversation import APOLOGY
 from core.errors import ConfigurationError
 from core.inbox import Inbox, Incoming, Receipt, RendererFactory
 from core.turn_commands import RETRY
-from core.types import Message, Rating, UserRef
+from core.types import ConversationKey, Message, Rating, UserRef
 
 __all__ = ["EVENTS_PATH", "MAX_BODY_BYTES", "SlackAdapter"]
 
@@ -119,7 +119,15 @@ class SlackAdapter:
         return [Route(EVENTS_PATH, self.handle_http, methods=["POST"])]
 
     async def start(self) -> None:
-        """Check the bot token with auth.test; a token Slack refuses stops the start-up."""
+        """Check the bot token with auth.test; a token Slack refuses stops the start-up.
+
+        Then voice notes and images that a process which died had taken are answered
+        (:mod:`core.intake`), now and whenever another process dies.
+        """
+        media = self._inbox.service.media
+        if media is not None:
+            every = media.lease_seconds / 2
+            self._inbox.keep_resuming(PLATFORM, self._files.reopen, self._reply_in_thread, every)
         try:
             who = await self._client.auth_test()
         except SlackApiError as exc:
@@ -181,6 +189,8 @@ class SlackAdapter:
         message = translate_event(body, bot_user_id=context.bot_user_id, threads=self._threads)
         if message is None:
             return BoltResponse(status=200, body="")
+        if _follow_up(message) and await self._joined(message.key):
+            message = replace(message, reply_to_bot=True)
         event_id = body.get("event_id")
         incoming = Incoming(
             self._files.with_attachments(message, body["event"]),
@@ -225,9 +235,31 @@ class SlackAdapter:
 
     # ---- the work, after the acknowledgement ------------------------------------------------
 
+    async def _joined(self, key: ConversationKey) -> bool:
+        """Whether Parley answers in this thread: remembered here, or stored before a restart."""
+        if key in self._threads:
+            return True
+        try:
+            stored = await asyncio.to_thread(self._inbox.service.store.in_thread, key)
+        except Exception:  # the inbox will find the database down too, and say so
+            log.warning("could not look up the thread %s", key.encode(), exc_info=True)
+            return False
+        if stored:
+            self._threads.add(key)
+        return stored
+
+    async def _join(self, key: ConversationKey) -> None:
+        """Store that Parley answers in this thread, so that a restart remembers it."""
+        try:
+            await asyncio.to_thread(self._inbox.service.store.join_thread, key)
+        except Exception:
+            log.exception("could not store the thread %s", key.encode())
+
     def _reply_in_thread(self, message: Message) -> SlackReply:
         """The renderer of a message's reply; notes the thread Parley answers in."""
         if message.is_group and message.thread is not None:
+            if message.key not in self._threads:
+                self._inbox.later(self._join(message.key))
             self._threads.add(message.key)
         self._last_threads.note(message)
         return SlackReply(
@@ -267,6 +299,16 @@ class SlackAdapter:
             )
         except Exception:
             log.exception("could not confirm feedback to %s in %s", user_id, channel)
+
+
+def _follow_up(message: Message) -> bool:
+    """A reply in a channel thread that does not address Parley by itself."""
+    return (
+        message.is_group
+        and message.thread is not None
+        and message.thread != message.message_id
+        and not (message.mentions_bot or message.reply_to_bot)
+    )
 
 
 def _well_formed(body: object) -> bool:

@@ -23,6 +23,7 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from core.intake import FileRef
 from core.media import Attachment, Fetch, MediaError, MediaKind, too_large
 from core.types import Message
 
@@ -74,6 +75,7 @@ class SlackFiles:
                 Attachment(
                     kind=kind,
                     fetch=self._fetcher(file["id"], kind),
+                    ref=file["id"],
                     mime=file.get("mimetype"),
                     size=int(size) if size is not None else None,
                     duration=millis / 1000 if millis is not None else None,
@@ -86,6 +88,10 @@ class SlackFiles:
         """``message`` with the readable files of the event it came from."""
         found = self.attachments(event)
         return replace(message, attachments=found) if found else message
+
+    def reopen(self, file: FileRef) -> Fetch:
+        """Downloads a file again by its id (an intake taken over after a restart)."""
+        return self._fetcher(file.ref, file.kind)
 
     def _fetcher(self, file_id: str, kind: MediaKind) -> Fetch:
         async def fetch(limit: int) -> bytes:

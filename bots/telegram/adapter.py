@@ -31,16 +31,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from telegram import BotCommand, Update
-from telegram import Message as TelegramMessage
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bots.live_reply import Pacer
 from bots.telegram.buttons import parse_feedback_data
 from bots.telegram.deliver import TelegramDeliverer
-from bots.telegram.files import with_attachments
+from bots.telegram.files import reopener, with_attachments
 from bots.telegram.flood import FloodWindows
-from bots.telegram.inbound import BotIdentity, to_message, user_ref
+from bots.telegram.inbound import PLATFORM, BotIdentity, to_message, user_ref
 from bots.telegram.logs import redact_in_logs
 from bots.telegram.options import TelegramOptions
 from bots.telegram.reply import TelegramReply
@@ -164,6 +163,11 @@ class TelegramAdapter:
                 error_callback=_log_polling_error,
             )
             log.info("Telegram bot @%s is polling for updates", bot.username)
+        media = self._inbox.service.media
+        if media is not None:
+            # Voice notes and images that a process which died had taken (core.intake).
+            every = media.lease_seconds / 2
+            self._inbox.keep_resuming(PLATFORM, reopener(bot), self._reply_to, every)
 
     async def stop(self) -> None:
         """Stop taking updates, let replies in progress finish (or cancel them), disconnect."""
@@ -254,7 +258,7 @@ class TelegramAdapter:
         message = with_attachments(message, incoming, self._app.bot)
         return await self._inbox.receive(
             Incoming(message, event_id=str(update.update_id), refusable=refusable),
-            lambda message: self._reply_to(incoming, message),
+            self._reply_to,
         )
 
     async def _on_button(self, update: Update) -> None:
@@ -274,17 +278,18 @@ class TelegramAdapter:
 
     # ---------------------------------------------------------------- replies out
 
-    def _reply_to(self, incoming: TelegramMessage, message: Message) -> TelegramReply:
-        """The renderer of the reply to ``incoming``: in its chat and topic, "typing…"."""
-        chat_id = incoming.chat_id
+    def _reply_to(self, message: Message) -> TelegramReply:
+        """The renderer of the reply to ``message``: in its chat and topic, "typing…"."""
+        chat_id = int(message.chat)
+        quote = message.message_id if message.is_group else None
         return TelegramReply(
             self._app.bot,
             chat_id,
             pacer=self._pacer(chat_id),
             windows=self._windows,
-            thread_id=incoming.message_thread_id if incoming.is_topic_message else None,
+            thread_id=int(message.thread) if message.thread is not None else None,
             # In a group, the reply quotes the message it answers.
-            quote=incoming.message_id if message.is_group else None,
+            quote=int(quote) if quote is not None else None,
             typing_interval=self._options.typing_interval,
         )
 

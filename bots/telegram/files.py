@@ -17,10 +17,11 @@ from datetime import timedelta
 
 import telegram
 
+from core.intake import FileRef, Reopen
 from core.media import Attachment, Fetch, MediaKind, too_large
 from core.types import Message
 
-__all__ = ["attachments_of", "with_attachments"]
+__all__ = ["attachments_of", "reopener", "with_attachments"]
 
 
 def _seconds(duration: int | timedelta) -> float:
@@ -38,6 +39,15 @@ def _fetcher(bot: telegram.Bot, file_id: str, kind: MediaKind) -> Fetch:
     return fetch
 
 
+def reopener(bot: telegram.Bot) -> Reopen:
+    """Downloads a file again by its ``file_id`` (an intake taken over after a restart)."""
+
+    def reopen(file: FileRef) -> Fetch:
+        return _fetcher(bot, file.ref, file.kind)
+
+    return reopen
+
+
 def attachments_of(message: telegram.Message, bot: telegram.Bot) -> tuple[Attachment, ...]:
     """The readable files of a message (Telegram carries at most one)."""
     if message.voice is not None:
@@ -46,6 +56,7 @@ def attachments_of(message: telegram.Message, bot: telegram.Bot) -> tuple[Attach
             Attachment(
                 kind=MediaKind.VOICE,
                 fetch=_fetcher(bot, voice.file_id, MediaKind.VOICE),
+                ref=voice.file_id,
                 mime=voice.mime_type or "audio/ogg",
                 size=voice.file_size,
                 duration=_seconds(voice.duration),
@@ -57,6 +68,7 @@ def attachments_of(message: telegram.Message, bot: telegram.Bot) -> tuple[Attach
             Attachment(
                 kind=MediaKind.AUDIO,
                 fetch=_fetcher(bot, audio.file_id, MediaKind.AUDIO),
+                ref=audio.file_id,
                 mime=audio.mime_type,
                 size=audio.file_size,
                 duration=_seconds(audio.duration),
@@ -69,6 +81,7 @@ def attachments_of(message: telegram.Message, bot: telegram.Bot) -> tuple[Attach
             Attachment(
                 kind=MediaKind.IMAGE,
                 fetch=_fetcher(bot, largest.file_id, MediaKind.IMAGE),
+                ref=largest.file_id,
                 mime="image/jpeg",
                 size=largest.file_size,
             ),
@@ -88,6 +101,7 @@ def attachments_of(message: telegram.Message, bot: telegram.Bot) -> tuple[Attach
                 Attachment(
                     kind=kind,
                     fetch=_fetcher(bot, document.file_id, kind),
+                    ref=document.file_id,
                     mime=mime,
                     size=document.file_size,
                     name=document.file_name,

@@ -38,9 +38,11 @@ __all__ = [
     "ConversationRow",
     "EventRow",
     "FeedbackRow",
+    "IntakeRow",
     "LinkCodeRow",
     "MessageRow",
     "ProfileRow",
+    "ThreadRow",
     "UTCDateTime",
     "UserRow",
 ]
@@ -286,3 +288,34 @@ class AdapterRow(Base):
     window_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     window_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IntakeRow(Base):
+    """The files of an accepted message, by reference, until its answer is shown.
+
+    ``message`` is :func:`core.intake.message_to_json`, ``files`` a list of
+    :meth:`core.intake.FileRef.to_json`; ``lease_until`` is when the process reading it
+    may be presumed dead (see :mod:`core.intake`).
+    """
+
+    __tablename__ = "intakes"
+    __table_args__ = (Index(None, "platform", "lease_until"),)
+
+    message_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    platform: Mapped[str] = mapped_column(String(32))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    read: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ThreadRow(Base):
+    """A platform thread Parley takes part in, by its conversation key (encoded)."""
+
+    __tablename__ = "threads"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,8 @@ answer jobs, and how they stay atomic across processes, in :mod:`core.db.jobs`, 
 deliveries in :mod:`core.db.deliveries`; people,
 their profiles and link codes in :mod:`core.db.people`; platform events in
 :mod:`core.db.events`; feedback in :mod:`core.db.feedback`; forgetting, export,
-retention and usage in :mod:`core.db.privacy`; the shared row helpers in
+retention and usage in :mod:`core.db.privacy`; intakes and threads in
+:mod:`core.db.intakes`; the shared row helpers in
 :mod:`core.db.rows`.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 from core.db.deliveries import SqlDeliveries
 from core.db.events import SqlEvents
 from core.db.feedback import SqlFeedback
+from core.db.intakes import SqlIntakes, SqlThreads
 from core.db.jobs import SqlJobs
 from core.db.messages import SqlConversations, SqlTurns
 from core.db.people import SqlPeople
@@ -37,6 +39,8 @@ class SqlStore(
     SqlPrivacy,
     SqlJobs,
     SqlDeliveries,
+    SqlIntakes,
+    SqlThreads,
 ):
     """A complete store in a database made by :func:`core.db.create_engine_for`.
 

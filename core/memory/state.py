@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from core.intake import Intake
 from core.jobs import DeliveryHold, Job
 from core.types import (
     Answer,
@@ -63,6 +64,8 @@ class MemoryState:
         self.tokens: dict[int, str] = {}
         # Who holds the deliveries of the jobs opened from now on (core.jobs.DeliveryStore).
         self.delivery_hold: DeliveryHold | None = None
+        self.intakes: dict[int, Intake] = {}
+        self.threads: set[ConversationKey] = set()
 
     def known(self, user: UserRef | None) -> UserRef | None:
         """The person with the latest name seen for them."""
@@ -118,6 +121,7 @@ class MemoryState:
             self.answers.pop(message_id, None)
             self.jobs.pop(message_id, None)
             self.tokens.pop(message_id, None)
+            self.intakes.pop(message_id, None)
             dropped += len(self.feedback.pop(message_id, {}))
         return dropped
 

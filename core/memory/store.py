@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from core.memory.events import MemoryEvents
 from core.memory.feedback import MemoryFeedback
+from core.memory.intakes import MemoryIntakes, MemoryThreads
 from core.memory.jobs import MemoryJobs
 from core.memory.messages import MemoryConversations, MemoryTurns
 from core.memory.people import MemoryPeople
@@ -25,5 +26,7 @@ class MemoryStore(
     MemoryEvents,
     MemoryPrivacy,
     MemoryJobs,
+    MemoryIntakes,
+    MemoryThreads,
 ):
     """A complete store in a few dictionaries; thread-safe, gone when the process ends."""

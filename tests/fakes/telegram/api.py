@@ -52,6 +52,8 @@ class BotApi:
         path = request.match_info["path"]
         self.downloads.append(path)
         self._notify()
+        if self.download_delay:
+            await asyncio.sleep(self.download_delay)
         file_id = path.removeprefix("documents/").removesuffix(".bin")
         data = self.files.get(file_id)
         if data is None:

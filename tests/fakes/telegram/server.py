@@ -51,6 +51,8 @@ class FakeTelegram(BotApi):
     """Files people sent, by file_id (:meth:`add_file`)."""
     downloads: list[str] = field(default_factory=list)
     """The file paths the client downloaded, in order."""
+    download_delay: float = 0.0
+    """Seconds each file download waits before its bytes are sent (a slow network)."""
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _closing: bool = False
