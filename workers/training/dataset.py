@@ -95,6 +95,8 @@ class EvalItem:
     liked: bool
     correction: bool
     group: str
+    corrects: str = ""
+    """For a correction: the answer it corrected (what adoption compares against)."""
 
 
 @dataclass(slots=True)
@@ -232,7 +234,7 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
                 )
             if clean.correction is not None and clean.correction != clean.answer:
                 data.eval_items.append(
-                    EvalItem(clean.prompt, clean.correction, True, True, clean.group)
+                    EvalItem(clean.prompt, clean.correction, True, True, clean.group, clean.answer)
                 )
                 if record.rating is None and clean.answer:
                     data.eval_items.append(

@@ -35,8 +35,10 @@ class TrainingOptions:
     Gate: the adapter passes when the held-out preference accuracy rises by at least
     ``min_preference_gain`` and its Wilson lower bound (``preference_confidence_z``) is above
     the accuracy before; when held-out corrections exist their loss falls by at least
-    ``min_correction_gain``; and the regression set's per-token NLL rises by at most
-    ``max_regression_drift`` nats.
+    ``min_correction_gain``; when at least ``min_adoption_items`` held-out corrections exist,
+    the share of them whose greedy answer (``adoption_max_new_tokens`` tokens) adopts the
+    correction rises by at least ``min_adoption_gain``; and the regression set's per-token NLL
+    rises by at most ``max_regression_drift`` nats.
     """
 
     # LoRA
@@ -68,6 +70,9 @@ class TrainingOptions:
     min_preference_gain: float = 0.05
     preference_confidence_z: float = 1.64
     min_correction_gain: float = 0.0
+    min_adoption_gain: float = 0.1
+    min_adoption_items: int = 4
+    adoption_max_new_tokens: int = 32
     max_regression_drift: float = 0.05
     # Run
     eval_batch_size: int = 8
@@ -103,6 +108,10 @@ class TrainingOptions:
             problems.append("max_person_examples must be at least 1 (or None for no count cap)")
         if not 0.0 <= self.untrusted_weight <= 1.0:
             problems.append("untrusted_weight must be in [0, 1] (0 excludes untrusted feedback)")
+        if not 0.0 <= self.min_adoption_gain <= 1.0 or self.min_adoption_items < 1:
+            problems.append("min_adoption_gain must be in [0, 1] and min_adoption_items >= 1")
+        if self.adoption_max_new_tokens < 1:
+            problems.append("adoption_max_new_tokens must be at least 1")
         if self.regression_size < 1:
             problems.append("regression_size must be at least 1")
         if self.preference_confidence_z < 0 or self.max_regression_drift < 0:

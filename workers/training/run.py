@@ -21,19 +21,22 @@ writes no file at all.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from core.feedback_data import FeedbackRecord
 from workers.model import LoadedModel
+from workers.training.adoption import Adoption, measure_adoption
 from workers.training.dataset import DatasetCounts, build_dataset, write_dataset
 from workers.training.evaluate import Figures, Scores, figures, score_model
+from workers.training.fitting import fit_dataset
 from workers.training.gate import GateDecision, decide
 from workers.training.options import TrainingOptions
 from workers.training.regression import regression_set
@@ -99,6 +102,10 @@ def _skip_reason(counts: DatasetCounts, options: TrainingOptions) -> str | None:
     return None
 
 
+def _with_adoption(figures: Figures, adoption: Adoption) -> Figures:
+    return replace(figures, adoption=adoption.rate, adoption_items=adoption.items)
+
+
 def run_fine_tune(
     records: list[FeedbackRecord],
     options: TrainingOptions,
@@ -141,6 +148,10 @@ def run_fine_tune(
             report_json=report,
             seconds=time.perf_counter() - started,
         )
+    fitted = fit_dataset(data, base.tokenizer, options.max_length)
+    log.info(
+        "Prompts shortened to fit %d tokens (oldest turns dropped): %d", options.max_length, fitted
+    )
     files = write_dataset(data, out_dir / "data")
     log.info("Dataset: %s", data.counts.as_dict())
 
@@ -162,15 +173,31 @@ def run_fine_tune(
                 adapter=adapter,
             )
 
+        def adoption(peft_model: Any, *, adapter: bool) -> Adoption:
+            switch = contextlib.nullcontext() if adapter else peft_model.disable_adapter()
+            with switch:
+                return measure_adoption(
+                    peft_model,
+                    base.tokenizer,
+                    data.eval_items,
+                    max_new_tokens=options.adoption_max_new_tokens,
+                    batch_size=options.eval_batch_size,
+                )
+
         reference = score(model, adapter=False)
         # A fresh LoRA starts as the identity (B = 0), so "before" is the reference itself.
         policy_before = score(model, adapter=True) if parent_adapter is not None else reference
-        before = figures(data.eval_items, policy_before, reference)
+        before = _with_adoption(
+            figures(data.eval_items, policy_before, reference),
+            adoption(model, adapter=parent_adapter is not None),
+        )
         training = train_adapter(
             model, base.tokenizer, data, options, out_dir / "work", base.device
         )
         policy_after = score(model, adapter=True)
-        after = figures(data.eval_items, policy_after, reference)
+        after = _with_adoption(
+            figures(data.eval_items, policy_after, reference), adoption(model, adapter=True)
+        )
         gate = decide(before, after, options)
         status: RunStatus = "passed" if gate.passed else "rejected"
         adapter_path = out_dir / "adapter"
