@@ -148,6 +148,10 @@ def _append(runs: Path, line: dict[str, Any]) -> None:
         out.write(json.dumps(line) + "\n")
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 1) if seconds is not None else None
+
+
 def _in_flight(runs: Path, version_id: str) -> Callable[[dict[str, Any]], None]:
     """Writes a run's plan and progress records into ``runs`` as ``event`` lines, small."""
 
@@ -159,11 +163,12 @@ def _in_flight(runs: Path, version_id: str) -> Callable[[dict[str, Any]], None]:
                 "rows": record["rows"],
                 "steps": record["steps"],
                 "stages": [
-                    {k: s[k] for k in ("name", "rows", "steps", "epoch_steps", "seconds")}
+                    {k: s[k] for k in ("name", "rows", "steps", "epoch_steps")}
+                    | {"estimated_s": _rounded(s["seconds"])}
                     for s in record["stages"]
                 ],
-                "estimated_s": record["training_s"],
-                "left_s": record["remaining_s"],
+                "estimated_s": _rounded(record["training_s"]),
+                "left_s": _rounded(record["remaining_s"]),
             }
         else:
             line |= {k: v for k, v in record.items() if k != "event"}

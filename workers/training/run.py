@@ -237,8 +237,8 @@ def run_fine_tune(
             scoring_s,
         )
         log.info(
-            "Estimate: %s (forward passes at %.0f tokens/s; %s run so far)",
-            plan.describe(),
+            "Estimate: %s (forward passes at %.0f tokens/s; %s since the run began)",
+            plan.estimate_text(),
             plan.forward_tokens_per_s or 0.0,
             duration(time.perf_counter() - started),
         )
