@@ -20,8 +20,8 @@ writes no file at all.
 
 Before training the run logs its plan (rows, steps per stage, from :mod:`.sizing`) and,
 once the reference scoring has measured the model's forward speed, how long it should
-take; ``on_progress`` (optional) receives that as an ``{"event": "plan", ...}`` record and then
-``{"event": "progress", ...}`` records as training goes. The report and
+take; ``on_progress`` (optional) receives that as an ``{"event": "plan", ...}`` record,
+then ``{"event": "progress", ...}`` records as training goes. The report and
 ``parley_run.json`` keep the plan and the estimate beside the seconds it really took.
 """
 
@@ -38,12 +38,7 @@ from typing import Any, Literal
 
 from core.feedback_data import FeedbackRecord
 from workers.model import LoadedModel
-from workers.training.dataset import (
-    DatasetCounts,
-    FeedbackDataset,
-    build_dataset,
-    write_dataset,
-)
+from workers.training.dataset import DatasetCounts, FeedbackDataset, build_dataset, write_dataset
 from workers.training.evaluate import Figures, Scores, encode, figures, score_model
 from workers.training.gate import GateDecision, decide
 from workers.training.options import TrainingOptions
