@@ -92,7 +92,7 @@ def test_the_estimate_is_examples_times_tokens_times_passes_at_the_measured_spee
 
 def test_time_left_follows_the_measured_pace_and_lines_are_throttled() -> None:
     plan = plan_run({"kto": 40, "dpo": 16}, batch_size=8, epochs=1.0, max_steps=None)
-    priced = plan.with_estimate({"kto": 50.0, "dpo": 50.0}, 100.0)  # kto 120 s, dpo 32 s
+    priced = plan.with_estimate({"kto": 50.0, "dpo": 50.0}, 100.0, 20.0)  # 120 s, 32 s
     progress = Progress(priced, started=0.0, every_s=30.0)
     progress.start_stage("kto", 10.0)
 
@@ -100,17 +100,21 @@ def test_time_left_follows_the_measured_pace_and_lines_are_throttled() -> None:
     assert first["due"]
     assert (first["done"], first["total"], first["elapsed_s"]) == (1, 7, 58.0)
     # 4 kto steps at 48 s, then dpo at twice its estimate.
-    assert first["left_s"] == pytest.approx(4 * 48.0 + 2 * 32.0)
+    assert first["left_s"] == pytest.approx(4 * 48.0 + 2 * 32.0 + 20.0)  # and scoring
     assert not progress.step("kto", 2, 0.6, now=80.0)["due"]  # 22 s after the last line
     assert progress.step("kto", 3, 0.5, now=90.0)["due"]
     last = progress.step("kto", 5, 0.4, now=100.0)
     assert last["due"]  # a stage's last step always gets a line
-    assert last["left_s"] == pytest.approx(32.0 * 90.0 / 120.0)
+    assert last["left_s"] == pytest.approx(32.0 * 90.0 / 120.0 + 20.0)
 
     progress.start_stage("dpo", 100.0)
     end = progress.step("dpo", 2, 0.3, now=130.0)
     assert (end["stage"], end["step"], end["steps"], end["done"]) == ("dpo", 2, 2, 7)
-    assert end["left_s"] == 0.0
+    assert end["left_s"] == 20.0  # the scoring after training
+
+    unpriced = Progress(plan, started=0.0)
+    unpriced.start_stage("kto", 0.0)
+    assert unpriced.step("kto", 2, None, now=20.0)["left_s"] == pytest.approx(5 * 10.0)
 
 
 def test_plan_and_progress_lines_in_runs_jsonl_are_not_runs(tmp_path: Path) -> None:
@@ -179,7 +183,8 @@ def test_the_nightly_command_trains_exactly_the_planned_steps_and_says_so(
     assert {p["event"] for p in progress} == {"progress"}
     assert progress[0]["step"] == 1
     assert (progress[-1]["step"], progress[-1]["done"]) == (plan["steps"], plan["steps"])
-    assert progress[-1]["left_s"] == 0.0
+    scoring_s = plan["left_s"] - plan["estimated_s"]  # after training, the run scores again
+    assert progress[-1]["left_s"] == pytest.approx(scoring_s, abs=0.2)
     assert "event" not in run
     assert (run["rows"], run["steps"], run["steps_run"]) == (stage["rows"],) + (plan["steps"],) * 2
     assert run["estimated_s"] == pytest.approx(plan["estimated_s"], abs=0.1)

@@ -245,9 +245,10 @@ class Progress:
         return next(i for i, s in enumerate(self.plan.stages) if s.name == name)
 
     def time_left(self, name: str, step: int, now: float) -> float:
-        """Seconds of training left: this stage at its measured pace, the later stages at
-        their estimate scaled by how far off this stage's estimate is (or at this stage's
-        pace per row token when there is no estimate)."""
+        """Seconds left in the run: this stage at its measured pace, the later stages at
+        their estimate scaled by how far off this stage's estimate is (at this stage's pace
+        per step when there is no estimate), then the scoring after training (as long as
+        the one before)."""
         index = self._index(name)
         stage = self.plan.stages[index]
         spent = now - self._stage_started.get(name, self.started)
@@ -261,7 +262,7 @@ class Progress:
                 left += later.seconds * ratio
             elif step > 0:
                 left += later.steps * per_step
-        return left
+        return left + (self.plan.scoring_s or 0.0)
 
     def step(self, name: str, step: int, loss: float | None, now: float) -> dict[str, Any]:
         """The progress record after ``step`` of stage ``name`` (1-based)."""
