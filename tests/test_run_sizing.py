@@ -135,6 +135,7 @@ def test_plan_and_progress_lines_in_runs_jsonl_are_not_runs(tmp_path: Path) -> N
     assert [line.get("event") for line in lines] == [None, "plan", "progress", None]
     planned, step = lines[1], lines[2]
     assert (planned["version"], planned["rows"], planned["steps"]) == ("ft-2", 20, 3)
+    assert (planned["epochs"], planned["max_steps"], planned["batch_size"]) == (1.0, 200, 8)
     assert planned["stages"][0]["name"] == "kto"
     assert planned["estimated_s"] == pytest.approx(20 * 40.0 * PASSES["kto"] / 500.0)
     assert (step["stage"], step["step"], step["steps"], step["loss"]) == ("kto", 1, 3, 0.69)

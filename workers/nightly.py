@@ -162,6 +162,7 @@ def _in_flight(runs: Path, version_id: str) -> Callable[[dict[str, Any]], None]:
             line |= {
                 "rows": record["rows"],
                 "steps": record["steps"],
+                **{k: record[k] for k in ("epochs", "max_steps", "batch_size")},
                 "stages": [
                     {k: s[k] for k in ("name", "rows", "steps", "epoch_steps")}
                     | {"estimated_s": _rounded(s["seconds"])}

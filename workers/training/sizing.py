@@ -282,7 +282,7 @@ class Progress:
             "steps": stage.steps,
             "done": done,
             "total": self.plan.steps,
-            "loss": loss,
+            "loss": round(loss, 4) if loss is not None else None,
             "elapsed_s": round(now - self.started, 1),
             "left_s": round(self.time_left(name, step, now), 1),
             "due": due,
