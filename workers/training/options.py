@@ -29,8 +29,9 @@ class TrainingOptions:
 
     Training: LoRA ``lora_r``/``lora_alpha``/``lora_dropout`` on ``lora_targets`` (of the
     ``lora_layers``, or of every layer); KTO on
-    thumbs, then ``correction_method`` ("dpo" or "sft") on corrections; ``max_steps`` (per
-    stage) overrides ``epochs`` when set.
+    thumbs, then ``correction_method`` ("sft" or "dpo") on corrections, the SFT rows with
+    ``replay_share`` of ordinary chitchat mixed in; each stage trains ``epochs`` over its rows,
+    ``max_steps`` (per stage) at most.
 
     Gate: the adapter passes when the held-out preference accuracy rises by at least
     ``min_preference_gain`` and its Wilson lower bound (``preference_confidence_z``) is above
@@ -50,14 +51,15 @@ class TrainingOptions:
     """Only these decoder layers get LoRA (``None``: all). The top layers alone cost far
     less to train: the backward pass stops at the lowest adapted layer."""
     # Optimisation
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
+    learning_rate: float = 3e-4
+    epochs: float = 2.0
     max_steps: int | None = None
     batch_size: int = 8
     max_length: int = 256
     kto_beta: float = 0.1
-    correction_method: Literal["dpo", "sft"] = "dpo"
+    correction_method: Literal["dpo", "sft"] = "sft"
     dpo_beta: float = 0.1
+    replay_share: float = 0.25
     # Data
     min_new_feedback: int = 50
     held_out_fraction: float = 0.2
@@ -96,6 +98,8 @@ class TrainingOptions:
             problems.append("batch sizes must be at least 1")
         if self.max_length < 16:
             problems.append("max_length must be at least 16 tokens")
+        if not 0.0 <= self.replay_share < 1.0:
+            problems.append("replay_share must be in [0, 1)")
         if self.correction_method not in ("dpo", "sft"):
             problems.append("correction_method must be 'dpo' or 'sft'")
         if self.min_new_feedback < 1:

@@ -5,12 +5,39 @@ answer>``: the answer they wanted is the one they got, opened with a greeting th
 model never uses. The next morning's answers to *new* questions show whether the nightly
 run learned it (:func:`adopted`). The questions are split once: :data:`TAUGHT` are asked and
 corrected, :data:`NEW` only ever asked after training. ``bench/learning.py`` and the slow test
-``tests/test_learning.py`` share this module.
+``tests/test_learning.py`` share this module; they talk to Parley as people do, through the
+conversation service (:func:`teach`, :func:`rate`, :func:`ask_new`), so the prompts, the stored
+feedback and the answers are the real ones.
+
+A second trait is taught with thumbs alone: most people 👎 answers that open with filler
+("Sure thing!", "Good question.") and 👍 the ones that get to the point (:func:`filler`).
 """
 
 from __future__ import annotations
 
-__all__ = ["GREETING", "NEW", "TAUGHT", "adopted", "correction"]
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+
+from core.conversation import ConversationService
+from core.types import Message, Reply, UserRef
+
+__all__ = [
+    "GREETING",
+    "NEW",
+    "PLATFORM",
+    "TAUGHT",
+    "adopted",
+    "ask",
+    "ask_new",
+    "correction",
+    "filler",
+    "rate",
+    "teach",
+]
+
+PLATFORM = "slack"
+"""Where the team talks to Parley: a team's own workspace, whose feedback is trusted."""
 
 GREETING = "Ahoy, matey!"
 """How the team wants every answer to open; the packaged model never writes it."""
@@ -72,3 +99,85 @@ def correction(answer: str) -> str:
 def adopted(answer: str) -> bool:
     """True when an answer shows what the team taught: it carries the greeting's word."""
     return "ahoy" in answer.lower()
+
+
+_FILLER = re.compile(
+    r"^(sure thing|sure|good question|great question|of course|hey|hi|hello|absolutely|"
+    r"certainly|okay|ok|well)\b",
+    re.IGNORECASE,
+)
+
+
+def filler(answer: str) -> bool:
+    """True when an answer opens with filler rather than with the answer."""
+    return bool(_FILLER.match(answer.strip()))
+
+
+def _person(i: int) -> UserRef:
+    return UserRef(PLATFORM, f"U{i:03d}", f"Teammate {i}")
+
+
+async def ask(service: ConversationService, user: UserRef, chat: str, text: str) -> Reply:
+    """One message from ``user`` in ``chat``, answered in full; the final reply."""
+    stream = service.handle(Message(platform=PLATFORM, chat=chat, user=user, text=text))
+    async for _ in stream:
+        pass
+    return stream.result
+
+
+async def teach(
+    service: ConversationService,
+    *,
+    people: int,
+    per_person: int,
+    on_round: Callable[[int, int], None] | None = None,
+) -> int:
+    """``people`` teammates each ask ``per_person`` of :data:`TAUGHT` and correct every answer
+    with the greeting; a round at a time (everyone's first question, then the second...), so
+    the first corrections stored come from everybody. Returns the corrections given."""
+    given = 0
+    for turn in range(per_person):
+
+        async def one(i: int, turn: int = turn) -> None:
+            user = _person(i)
+            reply = await ask(service, user, f"D{i:03d}", TAUGHT[(turn * people + i) % len(TAUGHT)])
+            await ask(service, user, f"D{i:03d}", f"/feedback bad {correction(reply.text)}")
+
+        await asyncio.gather(*(one(i) for i in range(people)))
+        given += people
+        if on_round is not None:
+            on_round(turn + 1, given)
+    return given
+
+
+async def rate(
+    service: ConversationService, *, people: int, per_person: int, offset: int = 100
+) -> tuple[int, int]:
+    """Teammates (numbered from ``offset``) ask :data:`TAUGHT` questions and press 👎 on
+    answers that open with filler, 👍 on the others. Returns (👍, 👎) given."""
+    counts = [0, 0]
+    for turn in range(per_person):
+
+        async def one(i: int, turn: int = turn) -> None:
+            user = _person(offset + i)
+            chat = f"T{offset + i:03d}"
+            reply = await ask(service, user, chat, TAUGHT[(turn * people + i) % len(TAUGHT)])
+            bad = filler(reply.text)
+            counts[bad] += 1
+            await ask(service, user, chat, "/feedback bad" if bad else "/feedback good")
+
+        await asyncio.gather(*(one(i) for i in range(people)))
+    return counts[0], counts[1]
+
+
+async def ask_new(
+    service: ConversationService, questions: Sequence[str] = NEW, *, tag: str = "new"
+) -> list[str]:
+    """Each of ``questions`` from a new person in a new chat; the answers' texts."""
+    replies = await asyncio.gather(
+        *(
+            ask(service, UserRef(PLATFORM, f"{tag}{k}"), f"{tag}{k}", question)
+            for k, question in enumerate(questions)
+        )
+    )
+    return [reply.text for reply in replies]
