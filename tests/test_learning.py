@@ -45,14 +45,16 @@ def test_forty_consistent_corrections_change_the_answers_to_new_questions(tmp_pa
         given = asyncio.run(teach(parley.service, people=5, per_person=8))
         assert given == 40
         stored = parley.store.feedback_records()
-        assert len(stored) == 40 and all(r.correction for r in stored)
+        assert len(stored) == 40
+        assert all(r.correction for r in stored)
 
         registry = open_registry(parley.store)
         outcome = run_nightly(settings, parley.store, registry, base=load_model(settings))
         assert outcome.status == "promoted", outcome.reason
         assert "corrections adopted" in outcome.reason
         gate = outcome.figures["after"]
-        assert gate["adoption"] is not None and gate["adoption"] > 0.5
+        assert gate["adoption"] is not None
+        assert gate["adoption"] > 0.5
 
         parley.watcher.check()
         after = asyncio.run(ask_new(parley.service, QUESTIONS, tag="after"))

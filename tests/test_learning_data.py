@@ -94,9 +94,11 @@ def test_corrections_train_with_rehearsal_of_ordinary_talk_and_no_thumbs_stage()
     measured = {item.key for item in regression_set(options.regression_size)}
     assert not measured & {row["replay"] for row in replayed}  # never what drift is judged on
     assert build_dataset(records, options).sft == data.sft  # seeded
-    assert replay_count(0, 0.25) == 0 and replay_count(30, 0.0) == 0
+    assert replay_count(0, 0.25) == 0
+    assert replay_count(30, 0.0) == 0
     dpo = build_dataset(records, replace(options, correction_method="dpo"))
-    assert dpo.counts.replay_rows == 0 and len(dpo.dpo) == len(own)
+    assert dpo.counts.replay_rows == 0
+    assert len(dpo.dpo) == len(own)
 
 
 def test_an_answer_adopts_a_correction_when_it_carries_what_the_correction_added() -> None:
@@ -106,11 +108,15 @@ def test_an_answer_adopts_a_correction_when_it_carries_what_the_correction_added
     assert adopts("Tuesday, at ten.", edit)
     assert not adopts("The meeting is on Monday.", edit)
     assert not adopts("Anything at all", frozenset())
-    assert adopted(correction("Boil it.")) and correction("Boil it.").startswith(GREETING)
+    assert adopted(correction("Boil it."))
+    assert correction("Boil it.").startswith(GREETING)
     assert not adopted("Boil it for ten minutes.")
-    assert filler("Sure thing! Boil it.") and filler("good question. Boil it.")
+    assert filler("Sure thing! Boil it.")
+    assert filler("good question. Boil it.")
     assert not filler("Boil it. Sure, that works.")
-    assert len(TAUGHT) == 80 and len(NEW) == 20 and not set(TAUGHT) & set(NEW)
+    assert len(TAUGHT) == 80
+    assert len(NEW) == 20
+    assert not set(TAUGHT) & set(NEW)
 
 
 BEFORE = Figures(

@@ -254,7 +254,8 @@ def test_corrections_become_preference_pairs_and_supervised_rows() -> None:
     data = build_dataset(records, options(held_out_fraction=0.2, correction_method="dpo"))
     assert data.dpo
     # A correction supersedes the thumb given with it: no KTO row repeats the pair's verdict.
-    assert len(data.dpo) == len(data.sft) and not data.kto
+    assert len(data.dpo) == len(data.sft)
+    assert not data.kto
     pair = data.dpo[0]
     assert pair["chosen"][0]["content"].startswith("Corrected answer")
     assert pair["rejected"][0]["content"].startswith("Answer number")
