@@ -144,6 +144,9 @@ def test_the_gate_refuses_a_run_whose_answers_did_not_move_toward_the_correction
     assert "corrections adopted 0.00 -> 0.05 of 20" in unseen.reason
     seen = decide(BEFORE, replace(preferred, adoption=0.7), options)
     assert seen.passed, seen.reason
-    # Too few held-out corrections to judge by answers: the other checks decide.
-    few = replace(BEFORE, adoption_items=2)
-    assert "adoption" not in decide(few, replace(preferred, adoption_items=2), options).checks
+    # One held-out correction, not adopted: nothing visible was learned, whatever else rose.
+    one = replace(BEFORE, adoption_items=1)
+    assert not decide(one, replace(preferred, adoption_items=1), options).passed
+    # None held out: the other checks decide.
+    none = replace(BEFORE, adoption=None, adoption_items=0)
+    assert "adoption" not in decide(none, replace(preferred, adoption=None), options).checks

@@ -38,7 +38,8 @@ class TrainingOptions:
     the accuracy before; when held-out corrections exist their loss falls by at least
     ``min_correction_gain``; when at least ``min_adoption_items`` held-out corrections exist,
     the share of them whose greedy answer (``adoption_max_new_tokens`` tokens) adopts the
-    correction rises by at least ``min_adoption_gain``; and the regression set's per-token NLL
+    correction rises by at least ``min_adoption_gain``, with its Wilson lower bound above the
+    share before; and the regression set's per-token NLL
     rises by at most ``max_regression_drift`` nats.
     """
 
@@ -73,7 +74,7 @@ class TrainingOptions:
     preference_confidence_z: float = 1.64
     min_correction_gain: float = 0.0
     min_adoption_gain: float = 0.1
-    min_adoption_items: int = 4
+    min_adoption_items: int = 1
     adoption_max_new_tokens: int = 32
     max_regression_drift: float = 0.05
     # Run
