@@ -333,7 +333,8 @@ class FineTuningSettings(Group):
         default=200,
         ge=1,
         validation_alias="fine_tune_max_steps",
-        description="Optimiser steps at most per stage of a run.",
+        description="An upper bound on the optimiser steps of each stage of a run: the "
+        "epochs decide how many (ceil(rows / batch) x epochs), this only caps them.",
     )
     auto_promote: bool = Field(
         default=True,

@@ -28,6 +28,7 @@ from workers.training import (
     write_dataset,
 )
 from workers.training.gate import wilson_lower_bound
+from workers.training.replay import REPLAY_PERSON
 from workers.training.synthetic import SIGN_OFF, signed_feedback
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -139,7 +140,8 @@ def test_every_row_keeps_its_person_and_forget_person_removes_them(tmp_path: Pat
     write_dataset(build_dataset(records, options()), tmp_path / "run-1")
     write_dataset(build_dataset(records, options(seed=1)), tmp_path / "run-2" / "data")
     rows = read_all(tmp_path)
-    assert all(row["person"] in {"p0", "p1", "p2"} for row in rows)
+    # Rehearsal rows (ordinary chitchat mixed into the corrections) are nobody's.
+    assert all(row["person"] in {"p0", "p1", "p2", REPLAY_PERSON} for row in rows)
     expected = sum(1 for row in rows if row["person"] == "p1")
     assert expected > 0
 
@@ -249,13 +251,14 @@ def test_corrections_become_preference_pairs_and_supervised_rows() -> None:
     records = [
         make_record(i, rating=Rating.BAD, correction=f"Corrected answer {i}.") for i in range(1, 41)
     ]
-    data = build_dataset(records, options(held_out_fraction=0.2))
+    data = build_dataset(records, options(held_out_fraction=0.2, correction_method="dpo"))
     assert data.dpo
-    assert len(data.dpo) == len(data.sft) == len(data.kto)
+    # A correction supersedes the thumb given with it: no KTO row repeats the pair's verdict.
+    assert len(data.dpo) == len(data.sft)
+    assert not data.kto
     pair = data.dpo[0]
     assert pair["chosen"][0]["content"].startswith("Corrected answer")
     assert pair["rejected"][0]["content"].startswith("Answer number")
-    assert all(row["label"] is False for row in data.kto)
     corrections = [i for i in data.eval_items if i.correction]
     assert corrections
     assert all(i.liked for i in corrections)

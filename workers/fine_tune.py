@@ -8,9 +8,13 @@
     python -m workers.fine_tune promote ft-20261129-030002
     python -m workers.fine_tune rollback
 
-``promote`` and ``rollback`` only change the registry: every process that answers follows
-within ``PARLEY_ADAPTER_POLL_S`` seconds, without a restart. In the scaled deployment Celery
-beat runs ``run`` every night on the ``train`` queue (``parley.fine_tune``).
+``run`` logs its plan before training (rows, steps per stage, about how long it will take),
+then each step (loss, elapsed, time left), and prints the outcome with the steps trained and
+the time they took against the estimate; ``<adapters>/runs.jsonl`` gets the same plan and
+progress as ``event`` lines. ``promote`` and ``rollback`` only change the registry: every
+process that answers follows within ``PARLEY_ADAPTER_POLL_S`` seconds, without a restart. In
+the scaled deployment Celery beat runs ``run`` every night on the ``train`` queue
+(``parley.fine_tune``).
 """
 
 from __future__ import annotations

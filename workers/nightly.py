@@ -4,7 +4,12 @@
 says why) when there is too little, otherwise trains an adapter on top of the one being
 served (:func:`workers.training.run_fine_tune`), records it in the registry with its
 figures, and promotes it when the gate passed (and ``PARLEY_FINE_TUNE_AUTO_PROMOTE`` is on).
-Every run, skipped ones included, adds a line to ``<adapters>/runs.jsonl``.
+Every run, skipped ones included, adds a line to ``<adapters>/runs.jsonl`` when it ends. A
+run that trains also writes, before training, an ``"event": "plan"`` line (rows, steps per
+stage, the estimated seconds) and, as it trains, ``"event": "progress"`` lines (stage, step
+i/n, loss, elapsed, time left; at most one every 30 s, and each stage's first and last
+step): lines with an ``event`` are a run in flight, not a run. The final line of a run
+that trained has its rows, steps, and estimated against actual training seconds.
 
 The Celery task ``parley.fine_tune`` (beat, nightly, on the ``train`` queue) and
 ``python -m workers.fine_tune run`` (cron, in the embedded mode) both call it.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +35,7 @@ from workers.vllm_lora import promotion_blocker
 
 if TYPE_CHECKING:
     from workers.model import LoadedModel
-    from workers.training import TrainingOptions
+    from workers.training import RunOutcome, TrainingOptions
 
 __all__ = [
     "RUNS_FILE",
@@ -57,6 +63,8 @@ class NightlyOutcome:
     version_id: str | None = None
     folder: Path | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    """Rows, steps, estimated and actual training seconds, whole run seconds."""
 
     def summary(self) -> str:
         """One paragraph for the operator."""
@@ -72,7 +80,20 @@ class NightlyOutcome:
             if isinstance(before, float) and isinstance(after, float)
             else ""
         )
-        return f"{head} Version {self.version_id} in {self.folder}.{accuracy}"
+        return f"{head} Version {self.version_id} in {self.folder}.{accuracy}{self._timing()}"
+
+    def _timing(self) -> str:
+        from workers.training.sizing import duration
+
+        t = self.timing
+        if not t.get("steps_run"):
+            return ""
+        estimated = t.get("estimated_s")
+        guess = f", estimated {duration(estimated)}" if estimated is not None else ""
+        return (
+            f" Trained {t['rows']} rows in {t['steps_run']} steps: {duration(t['actual_s'])}"
+            f"{guess}; the whole run {duration(t['seconds'])}."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +115,20 @@ class TrainingFilesForgetter:
 
 def _last_trained_until(runs: Path) -> datetime | None:
     """Where the window of the last run that trained ended; skipped and failed runs take
-    no feedback."""
+    no feedback, and plan and progress lines (with an ``event``) are no runs."""
     if not runs.is_file():
         return None
     until = None
     for line in runs.read_text(encoding="utf-8").splitlines():
         run = json.loads(line)
+        if "event" in run:
+            continue
         if run.get("status") not in ("skipped", "failed") and run.get("until"):
             until = datetime.fromisoformat(run["until"])
     return until
 
 
 def _record(runs: Path, outcome: NightlyOutcome) -> None:
-    runs.parent.mkdir(parents=True, exist_ok=True)
     line = {
         "at": utcnow().isoformat(),
         "status": outcome.status,
@@ -115,9 +137,55 @@ def _record(runs: Path, outcome: NightlyOutcome) -> None:
         "until": outcome.until.isoformat(),
         "version": outcome.version_id,
         "folder": str(outcome.folder) if outcome.folder else None,
+        **outcome.timing,
     }
+    _append(runs, line)
+
+
+def _append(runs: Path, line: dict[str, Any]) -> None:
+    runs.parent.mkdir(parents=True, exist_ok=True)
     with runs.open("a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 1) if seconds is not None else None
+
+
+def _in_flight(runs: Path, version_id: str) -> Callable[[dict[str, Any]], None]:
+    """Writes a run's plan and progress records into ``runs`` as ``event`` lines, small."""
+
+    def write(record: dict[str, Any]) -> None:
+        line: dict[str, Any] = {"at": utcnow().isoformat(), "event": record["event"]}
+        line["version"] = version_id
+        if record["event"] == "plan":
+            line |= {
+                "rows": record["rows"],
+                "steps": record["steps"],
+                **{k: record[k] for k in ("epochs", "max_steps", "batch_size")},
+                "stages": [
+                    {k: s[k] for k in ("name", "rows", "steps", "epoch_steps")}
+                    | {"estimated_s": _rounded(s["seconds"])}
+                    for s in record["stages"]
+                ],
+                "estimated_s": _rounded(record["training_s"]),
+                "left_s": _rounded(record["remaining_s"]),
+            }
+        else:
+            line |= {k: v for k, v in record.items() if k != "event"}
+        _append(runs, line)
+
+    return write
+
+
+def _timing(result: RunOutcome) -> dict[str, Any]:
+    from workers.training.sizing import estimate_record
+
+    if result.training is None or result.plan is None:
+        return {}
+    steps_run = sum(s.steps for s in result.training.stages)
+    record = estimate_record(result.plan, steps_run, result.training.seconds)
+    return {**record, "seconds": round(result.seconds, 1)}
 
 
 def run_nightly(
@@ -187,6 +255,7 @@ def _run(
             out_dir=run_dir,
             parent_adapter=Path(serving.path) if serving is not None else None,
             window=(since, until),
+            on_progress=_in_flight(runs, version_id),
         )
     except Exception as exc:
         # The log (and Celery) get the trace; the run log says it failed. The window stays
@@ -228,7 +297,9 @@ def _run(
         status = "promoted"
     elif passed:
         status = "candidate"
-    outcome = NightlyOutcome(status, version.reason, since, until, version_id, run_dir, figures)
+    outcome = NightlyOutcome(
+        status, version.reason, since, until, version_id, run_dir, figures, _timing(result)
+    )
     _record(runs, outcome)
     log.info("%s", outcome.summary())
     return outcome

@@ -16,7 +16,11 @@
 
 Thumbs become KTO rows (``prompt``/``completion``/``label``); corrections become DPO pairs
 (the correction ``chosen`` over the original ``rejected``) and SFT rows (``completion`` is
-the correction). Prompts and completions are in the conversational form TRL takes
+the correction). A correction supersedes the thumb given with it (``/feedback bad <what it
+should have been>``): its record trains the corrections' stage only, which already says that
+the original was worse. With SFT, ``replay_share`` of the SFT rows are ordinary chitchat
+(:mod:`.replay`), so that the corrections do not spill into every exchange. Prompts and
+completions are in the conversational form TRL takes
 (lists of ``{"role", "content"}``). Every row written keeps the opaque ``person`` and the
 ``feedback_id`` it came from, so :func:`forget_person` can remove a person's rows later.
 """
@@ -38,6 +42,7 @@ from core.prompt_guard import strip_canaries
 from core.redaction import redact
 from core.types import ChatTurn, Rating
 from workers.training.options import TrainingOptions
+from workers.training.replay import replay_count, replay_rows
 
 __all__ = [
     "DATA_FILES",
@@ -79,6 +84,7 @@ class DatasetCounts:
     kto_rows: int = 0
     dpo_rows: int = 0
     sft_rows: int = 0
+    replay_rows: int = 0
     held_out_liked: int = 0
     held_out_disliked: int = 0
     held_out_corrections: int = 0
@@ -97,6 +103,8 @@ class EvalItem:
     liked: bool
     correction: bool
     group: str
+    corrects: str = ""
+    """For a correction: the answer it corrected (what adoption compares against)."""
 
 
 @dataclass(slots=True)
@@ -235,7 +243,7 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
                 )
             if clean.correction is not None and clean.correction != clean.answer:
                 data.eval_items.append(
-                    EvalItem(clean.prompt, clean.correction, True, True, clean.group)
+                    EvalItem(clean.prompt, clean.correction, True, True, clean.group, clean.answer)
                 )
                 if record.rating is None and clean.answer:
                     data.eval_items.append(
@@ -243,7 +251,8 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
                     )
             continue
         counts.train_records += 1
-        if record.rating is not None and clean.answer:
+        corrected = clean.correction is not None and clean.correction != clean.answer
+        if record.rating is not None and clean.answer and not corrected:
             data.kto.append(
                 {
                     **meta,
@@ -263,6 +272,10 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
                         "rejected": _assistant(clean.answer),
                     }
                 )
+    if options.correction_method == "sft":
+        extra = replay_rows(replay_count(len(data.sft), options.replay_share), options)
+        counts.replay_rows = len(extra)
+        data.sft += extra
     counts.kto_rows, counts.dpo_rows, counts.sft_rows = len(data.kto), len(data.dpo), len(data.sft)
     counts.held_out_liked = sum(1 for i in data.eval_items if i.liked)
     counts.held_out_disliked = sum(1 for i in data.eval_items if not i.liked)

@@ -14,6 +14,8 @@ implicit reward of a completion is ``log π(y|x) - log π_ref(y|x)`` (DPO's, wit
 - ``correction_loss``: per-token negative log-likelihood of held-out corrections.
 - ``regression_nll``: per-token negative log-likelihood of the regression set's replies
   (ordinary chitchat); its rise after training is the drift.
+- ``adoption``: the share of held-out corrections whose greedy answer shows what the
+  correction changed (:mod:`.adoption`), filled in by the run after scoring.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Figures:
     corrections: int
     regression_nll: float
     regression_items: int
+    adoption: float | None = None
+    adoption_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""

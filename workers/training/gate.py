@@ -9,6 +9,11 @@ The adapter passes only when every check that applies holds:
   so that a handful of lucky held-out items cannot pass a model that learned nothing;
 - ``corrections`` (when held-out corrections exist): their per-token loss fell by at least
   ``min_correction_gain``;
+- ``adoption`` (when at least ``min_adoption_items`` held-out corrections were answered):
+  the share of them whose greedy answer shows what the correction changed rose by at least
+  ``min_adoption_gain`` and its Wilson lower bound is above the share before: what people
+  see, not only what the model prefers, so that a run whose answers did not visibly move
+  toward the corrections is not promoted as a gain;
 - ``regression``: the regression set's per-token NLL rose by at most ``max_regression_drift``.
 
 With no held-out comparison at all (no liked and disliked items, no corrections) the gate
@@ -68,6 +73,20 @@ def decide(before: Figures, after: Figures, options: TrainingOptions) -> GateDec
         notes.append(
             f"correction loss {before.correction_loss:.3f} -> {after.correction_loss:.3f} "
             f"(fall {fall:+.3f}, need >= {options.min_correction_gain:.3f})"
+        )
+    if (
+        before.adoption is not None
+        and after.adoption is not None
+        and after.adoption_items >= options.min_adoption_items
+    ):
+        rise = after.adoption - before.adoption
+        n = after.adoption_items
+        bound = wilson_lower_bound(after.adoption, n, options.preference_confidence_z)
+        checks["adoption"] = rise >= options.min_adoption_gain and bound > before.adoption
+        notes.append(
+            f"corrections adopted {before.adoption:.2f} -> {after.adoption:.2f} of {n} "
+            f"held-out answers (rise {rise:+.2f}, need >= {options.min_adoption_gain:.2f}; "
+            f"lower bound {bound:.2f}, must exceed {before.adoption:.2f})"
         )
     if not checks:
         return GateDecision(

@@ -29,14 +29,18 @@ class TrainingOptions:
 
     Training: LoRA ``lora_r``/``lora_alpha``/``lora_dropout`` on ``lora_targets`` (of the
     ``lora_layers``, or of every layer); KTO on
-    thumbs, then ``correction_method`` ("dpo" or "sft") on corrections; ``max_steps`` (per
-    stage) overrides ``epochs`` when set.
+    thumbs, then ``correction_method`` ("sft" or "dpo") on corrections, the SFT rows with
+    ``replay_share`` of ordinary chitchat mixed in; each stage trains ``epochs`` over its rows,
+    ``max_steps`` (per stage) at most.
 
     Gate: the adapter passes when the held-out preference accuracy rises by at least
     ``min_preference_gain`` and its Wilson lower bound (``preference_confidence_z``) is above
     the accuracy before; when held-out corrections exist their loss falls by at least
-    ``min_correction_gain``; and the regression set's per-token NLL rises by at most
-    ``max_regression_drift`` nats.
+    ``min_correction_gain``; when at least ``min_adoption_items`` held-out corrections exist,
+    the share of them whose greedy answer (``adoption_max_new_tokens`` tokens) adopts the
+    correction rises by at least ``min_adoption_gain``, with its Wilson lower bound above the
+    share before; and the regression set's per-token NLL
+    rises by at most ``max_regression_drift`` nats.
     """
 
     # LoRA
@@ -48,14 +52,15 @@ class TrainingOptions:
     """Only these decoder layers get LoRA (``None``: all). The top layers alone cost far
     less to train: the backward pass stops at the lowest adapted layer."""
     # Optimisation
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
+    learning_rate: float = 3e-4
+    epochs: float = 2.0
     max_steps: int | None = None
     batch_size: int = 8
     max_length: int = 256
     kto_beta: float = 0.1
-    correction_method: Literal["dpo", "sft"] = "dpo"
+    correction_method: Literal["dpo", "sft"] = "sft"
     dpo_beta: float = 0.1
+    replay_share: float = 0.25
     # Data
     min_new_feedback: int = 50
     held_out_fraction: float = 0.2
@@ -68,6 +73,9 @@ class TrainingOptions:
     min_preference_gain: float = 0.05
     preference_confidence_z: float = 1.64
     min_correction_gain: float = 0.0
+    min_adoption_gain: float = 0.1
+    min_adoption_items: int = 1
+    adoption_max_new_tokens: int = 32
     max_regression_drift: float = 0.05
     # Run
     eval_batch_size: int = 8
@@ -91,6 +99,8 @@ class TrainingOptions:
             problems.append("batch sizes must be at least 1")
         if self.max_length < 16:
             problems.append("max_length must be at least 16 tokens")
+        if not 0.0 <= self.replay_share < 1.0:
+            problems.append("replay_share must be in [0, 1)")
         if self.correction_method not in ("dpo", "sft"):
             problems.append("correction_method must be 'dpo' or 'sft'")
         if self.min_new_feedback < 1:
@@ -103,6 +113,10 @@ class TrainingOptions:
             problems.append("max_person_examples must be at least 1 (or None for no count cap)")
         if not 0.0 <= self.untrusted_weight <= 1.0:
             problems.append("untrusted_weight must be in [0, 1] (0 excludes untrusted feedback)")
+        if not 0.0 <= self.min_adoption_gain <= 1.0 or self.min_adoption_items < 1:
+            problems.append("min_adoption_gain must be in [0, 1] and min_adoption_items >= 1")
+        if self.adoption_max_new_tokens < 1:
+            problems.append("adoption_max_new_tokens must be at least 1")
         if self.regression_size < 1:
             problems.append("regression_size must be at least 1")
         if self.preference_confidence_z < 0 or self.max_regression_drift < 0:

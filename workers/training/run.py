@@ -17,28 +17,45 @@ The folder receives ``data/`` (the JSONL training and held-out rows, each with i
 counts, figures, decision), ``report.json`` and ``report.png``. A skipped run writes only
 ``report.json`` and, if it got that far, nothing under ``data/``: too little feedback
 writes no file at all.
+
+Before training the run logs its plan (rows, steps per stage, from :mod:`.sizing`) and,
+once the reference scoring has measured the model's forward speed, how long it should
+take; ``on_progress`` (optional) receives that as an ``{"event": "plan", ...}`` record,
+then ``{"event": "progress", ...}`` records as training goes. The report and
+``parley_run.json`` keep the plan and the estimate beside the seconds it really took.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from core.feedback_data import FeedbackRecord
 from workers.model import LoadedModel
-from workers.training.dataset import DatasetCounts, build_dataset, write_dataset
-from workers.training.evaluate import Figures, Scores, figures, score_model
+from workers.training.adoption import Adoption, measure_adoption
+from workers.training.dataset import DatasetCounts, FeedbackDataset, build_dataset, write_dataset
+from workers.training.evaluate import Figures, Scores, encode, figures, score_model
+from workers.training.fitting import fit_dataset
 from workers.training.gate import GateDecision, decide
 from workers.training.options import TrainingOptions
-from workers.training.regression import regression_set
+from workers.training.regression import RegressionItem, regression_set
 from workers.training.report import write_json, write_picture
-from workers.training.train import TrainingLog, prepare_model, train_adapter
+from workers.training.sizing import RunPlan, duration, estimate_record
+from workers.training.train import (
+    ProgressReport,
+    TrainingLog,
+    plan_training,
+    prepare_model,
+    train_adapter,
+    training_stages,
+)
 
 __all__ = ["RUN_FILE", "RunOutcome", "RunStatus", "run_fine_tune"]
 
@@ -66,6 +83,7 @@ class RunOutcome:
     report_json: Path | None = None
     report_png: Path | None = None
     seconds: float = 0.0
+    plan: RunPlan | None = None
 
 
 def _window(window: tuple[datetime | None, datetime | None]) -> dict[str, str | None]:
@@ -99,6 +117,49 @@ def _skip_reason(counts: DatasetCounts, options: TrainingOptions) -> str | None:
     return None
 
 
+def _with_adoption(figures: Figures, adoption: Adoption) -> Figures:
+    return replace(figures, adoption=adoption.rate, adoption_items=adoption.items)
+
+
+def _text(message: Any) -> str:
+    return str(message[0]["content"]) if isinstance(message, list) else str(message)
+
+
+def _tokens_per_row(
+    tokenizer: Any, data: FeedbackDataset, options: TrainingOptions, sample: int = 64
+) -> dict[str, float]:
+    """Mean tokens of a training row per stage (a DPO row: chosen plus rejected), as the
+    trainers will see them (chat template, ``max_length``), from up to ``sample`` rows."""
+    means = {}
+    for name, rows, _ in training_stages(data, options):
+        if not rows:
+            continue
+        picked = rows[:: max(1, len(rows) // sample)][:sample]
+        answers = ("chosen", "rejected") if name == "dpo" else ("completion",)
+        total = sum(
+            len(encode(tokenizer, row["prompt"], _text(row[a]), options.max_length)[0])
+            for row in picked
+            for a in answers
+        )
+        means[name] = total / len(picked)
+    return means
+
+
+def _scored_tokens(
+    tokenizer: Any, items: list[Any], regression: list[RegressionItem], max_length: int
+) -> int:
+    held = sum(len(encode(tokenizer, i.prompt, i.completion, max_length)[0]) for i in items)
+    chat = sum(len(encode(tokenizer, r.prompt, r.reply, max_length)[0]) for r in regression)
+    return held + chat
+
+
+def _as_progress(on_progress: ProgressReport | None) -> ProgressReport | None:
+    if on_progress is None:
+        return None
+    report = on_progress
+    return lambda line: report({"event": "progress", **line})
+
+
 def run_fine_tune(
     records: list[FeedbackRecord],
     options: TrainingOptions,
@@ -107,6 +168,7 @@ def run_fine_tune(
     out_dir: Path,
     parent_adapter: Path | None = None,
     window: tuple[datetime | None, datetime | None] = (None, None),
+    on_progress: ProgressReport | None = None,
 ) -> RunOutcome:
     """Build the data, train an adapter, judge it and write the report (module docstring).
 
@@ -141,8 +203,14 @@ def run_fine_tune(
             report_json=report,
             seconds=time.perf_counter() - started,
         )
+    fitted = fit_dataset(data, base.tokenizer, options.max_length)
+    log.info(
+        "Prompts shortened to fit %d tokens (oldest turns dropped): %d", options.max_length, fitted
+    )
     files = write_dataset(data, out_dir / "data")
     log.info("Dataset: %s", data.counts.as_dict())
+    plan = plan_training(data, options)
+    log.info("Plan: %s", plan.describe())
 
     regression = regression_set(options.regression_size, options.regression_seed)
     model = prepare_model(base.model, options, parent_adapter)
@@ -162,15 +230,54 @@ def run_fine_tune(
                 adapter=adapter,
             )
 
+        def adoption(peft_model: Any, *, adapter: bool) -> Adoption:
+            switch = contextlib.nullcontext() if adapter else peft_model.disable_adapter()
+            with switch:
+                return measure_adoption(
+                    peft_model,
+                    base.tokenizer,
+                    data.eval_items,
+                    max_new_tokens=options.adoption_max_new_tokens,
+                    batch_size=options.eval_batch_size,
+                )
+
+        scoring = time.perf_counter()
         reference = score(model, adapter=False)
+        scoring_s = time.perf_counter() - scoring
         # A fresh LoRA starts as the identity (B = 0), so "before" is the reference itself.
         policy_before = score(model, adapter=True) if parent_adapter is not None else reference
-        before = figures(data.eval_items, policy_before, reference)
+        before = _with_adoption(
+            figures(data.eval_items, policy_before, reference),
+            adoption(model, adapter=parent_adapter is not None),
+        )
+        scored = _scored_tokens(base.tokenizer, data.eval_items, regression, options.max_length)
+        plan = plan.with_estimate(
+            _tokens_per_row(base.tokenizer, data, options),
+            scored / max(scoring_s, 1e-6),
+            scoring_s,
+        )
+        log.info(
+            "Estimate: %s (forward passes at %.0f tokens/s; %s since the run began)",
+            plan.estimate_text(),
+            plan.forward_tokens_per_s or 0.0,
+            duration(time.perf_counter() - started),
+        )
+        if on_progress is not None:
+            on_progress({"event": "plan", **plan.as_dict()})
         training = train_adapter(
-            model, base.tokenizer, data, options, out_dir / "work", base.device
+            model,
+            base.tokenizer,
+            data,
+            options,
+            out_dir / "work",
+            base.device,
+            plan=plan,
+            report=_as_progress(on_progress),
         )
         policy_after = score(model, adapter=True)
-        after = figures(data.eval_items, policy_after, reference)
+        after = _with_adoption(
+            figures(data.eval_items, policy_after, reference), adoption(model, adapter=True)
+        )
         gate = decide(before, after, options)
         status: RunStatus = "passed" if gate.passed else "rejected"
         adapter_path = out_dir / "adapter"
@@ -189,6 +296,8 @@ def run_fine_tune(
         "before": before.as_dict(),
         "after": after.as_dict(),
         "training": training.as_dict(),
+        "plan": plan.as_dict(),
+        "estimate": estimate_record(plan, sum(s.steps for s in training.stages), training.seconds),
         "regression_keys": [item.key for item in regression],
         "data_files": {kind: str(path) for kind, path in files.items()},
     }
@@ -203,6 +312,14 @@ def run_fine_tune(
     )
     seconds = time.perf_counter() - started
     report = write_json(out_dir / "report.json", {**record, "seconds": seconds})
+    estimate = record["estimate"]
+    log.info(
+        "Trained %d steps in %s (estimated %s); whole run %s",
+        estimate["steps_run"],
+        duration(training.seconds),
+        duration(plan.training_s or 0.0),
+        duration(seconds),
+    )
     log.info("Fine-tuning %s: %s", status, gate.reason)
     return RunOutcome(
         status,
@@ -217,4 +334,5 @@ def run_fine_tune(
         report_json=report,
         report_png=picture,
         seconds=seconds,
+        plan=plan,
     )

@@ -8,10 +8,12 @@ model's memory for the length of the run.
 
 :func:`train_adapter` runs the stages that have data, one after another on the same adapter:
 KTO on thumbs (``prompt``/``completion``/``label``), then DPO (``prompt``/``chosen``/
-``rejected``) or SFT (``prompt``/``completion``) on corrections. Each stage logs
-``<stage> step i/n loss x`` lines (and TRL's tqdm bar) and its loss per step is kept for the
-report. The GPU is used when the model is on one (bf16 there), the CPU otherwise (fp32,
-no gradient checkpointing: both make TRL's trainers many times slower on a CPU).
+``rejected``) or SFT (``prompt``/``completion``) on corrections. Each stage runs exactly
+the steps :mod:`.sizing` planned for it (its epochs, at most ``max_steps``), logs
+``<stage> step i/n loss x, elapsed, left`` lines (and TRL's tqdm bar), hands a progress
+record to ``report`` at most every 30 s, and keeps its loss per step for the report. The
+GPU is used when the model is on one (bf16 there), the CPU otherwise (fp32, no gradient
+checkpointing: both make TRL's trainers many times slower on a CPU).
 """
 
 from __future__ import annotations
@@ -19,14 +21,27 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workers.training.dataset import FeedbackDataset
 from workers.training.options import TrainingOptions
+from workers.training.sizing import Progress, RunPlan, duration, plan_run, stage_examples
 
-__all__ = ["StageLog", "TrainingLog", "prepare_model", "train_adapter"]
+__all__ = [
+    "ProgressReport",
+    "StageLog",
+    "TrainingLog",
+    "plan_training",
+    "prepare_model",
+    "train_adapter",
+    "training_stages",
+]
+
+ProgressReport = Callable[[dict[str, Any]], None]
+"""Takes a progress record (stage, step, steps, done, total, loss, elapsed_s, left_s)."""
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +112,38 @@ def prepare_model(base_model: Any, options: TrainingOptions, parent: Path | None
     return get_peft_model(work, config)
 
 
-def _progress_callback(stage: StageLog) -> Any:
+def _progress_callback(stage: StageLog, progress: Progress, report: ProgressReport | None) -> Any:
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):
-        """Keeps each logged loss and logs a progress line."""
+    class Reporter(TrainerCallback):
+        """Keeps each logged loss, logs a progress line and reports the due ones."""
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
             if logs and "loss" in logs:
                 loss = float(logs["loss"])
-                stage.losses.append((int(state.global_step), loss))
+                step = int(state.global_step)
+                stage.losses.append((step, loss))
+                record = progress.step(stage.name, step, loss, time.perf_counter())
                 log.info(
-                    "%s step %d/%d loss %.4f", stage.name, state.global_step, state.max_steps, loss
+                    "%s step %d/%d loss %.4f (run step %d/%d, %s elapsed, about %s left)",
+                    stage.name,
+                    step,
+                    state.max_steps,
+                    loss,
+                    record["done"],
+                    record["total"],
+                    duration(record["elapsed_s"]),
+                    duration(record["left_s"]),
                 )
+                if report is not None and record.pop("due"):
+                    report(record)
 
-    return Progress()
+    return Reporter()
 
 
-def _common_args(options: TrainingOptions, work_dir: Path, device: str) -> dict[str, Any]:
+def _common_args(
+    options: TrainingOptions, work_dir: Path, device: str, steps: int
+) -> dict[str, Any]:
     import dataclasses
 
     from transformers import TrainingArguments
@@ -128,7 +157,7 @@ def _common_args(options: TrainingOptions, work_dir: Path, device: str) -> dict[
         "per_device_train_batch_size": options.batch_size,
         "learning_rate": options.learning_rate,
         "num_train_epochs": options.epochs,
-        "max_steps": options.max_steps if options.max_steps is not None else -1,
+        "max_steps": steps,  # the plan's: the epochs' steps, at most options.max_steps
         "lr_scheduler_type": "constant",
         "warmup_steps": 0,
         "logging_steps": 1,
@@ -155,13 +184,19 @@ def _run_stage(
     options: TrainingOptions,
     work_dir: Path,
     device: str,
+    *,
+    progress: Progress | None = None,
+    report: ProgressReport | None = None,
 ) -> StageLog:
     from datasets import Dataset
 
     stage = StageLog(name=name, rows=len(rows))
+    if progress is None:
+        progress = Progress(_plan({name: len(rows)}, options), time.perf_counter())
+    [planned] = [s for s in progress.plan.stages if s.name == name]
     dataset = Dataset.from_list([{c: row[c] for c in columns} for row in rows])
-    args = _common_args(options, work_dir / name, device)
-    callbacks = [_progress_callback(stage)]
+    args = _common_args(options, work_dir / name, device, planned.steps)
+    callbacks = [_progress_callback(stage, progress, report)]
     trainer: Any
     if name == "kto":
         from trl.trainer.kto_config import KTOConfig
@@ -199,14 +234,13 @@ def _run_stage(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
-    log.info("%s: %d rows, training", name, len(rows))
+    log.info("%s: %d rows, training %d steps", name, len(rows), planned.steps)
     started = time.perf_counter()
+    progress.start_stage(name, started)
     trainer.train()
     stage.seconds = time.perf_counter() - started
     stage.steps = int(trainer.state.global_step)
-    per_epoch = -(-len(dataset) // options.batch_size)  # the last batch of an epoch is short
-    epochs, rest = divmod(stage.steps, per_epoch)
-    stage.examples = epochs * len(dataset) + min(rest * options.batch_size, len(dataset))
+    stage.examples = stage_examples(len(dataset), options.batch_size, stage.steps)
     counted = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
     stage.tokens = int(float(counted[-1])) if counted else 0
     # The KTO and DPO trainers add a frozen "ref" copy of the adapter as their reference;
@@ -218,17 +252,10 @@ def _run_stage(
     return stage
 
 
-def train_adapter(
-    model: Any,
-    tokenizer: Any,
-    data: FeedbackDataset,
-    options: TrainingOptions,
-    work_dir: Path,
-    device: str,
-) -> TrainingLog:
-    """Train ``model`` (a PEFT model from :func:`prepare_model`) on ``data``, stage by stage."""
-    training = TrainingLog()
-    tokenizer = copy.deepcopy(tokenizer)  # trainers may set padding sides or tokens on it
+def training_stages(
+    data: FeedbackDataset, options: TrainingOptions
+) -> list[tuple[str, list[dict[str, Any]], tuple[str, ...]]]:
+    """The stages of a run in training order, with their rows (empty ones included)."""
     stages: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
         ("kto", data.kto, ("prompt", "completion", "label")),
     ]
@@ -236,9 +263,51 @@ def train_adapter(
         stages.append(("dpo", data.dpo, ("prompt", "chosen", "rejected")))
     else:
         stages.append(("sft", data.sft, ("prompt", "completion")))
-    for name, rows, columns in stages:
+    return stages
+
+
+def _plan(rows: dict[str, int], options: TrainingOptions) -> RunPlan:
+    return plan_run(
+        rows, batch_size=options.batch_size, epochs=options.epochs, max_steps=options.max_steps
+    )
+
+
+def plan_training(data: FeedbackDataset, options: TrainingOptions) -> RunPlan:
+    """How many steps each stage with rows will train (not yet priced in seconds)."""
+    return _plan({name: len(rows) for name, rows, _ in training_stages(data, options)}, options)
+
+
+def train_adapter(
+    model: Any,
+    tokenizer: Any,
+    data: FeedbackDataset,
+    options: TrainingOptions,
+    work_dir: Path,
+    device: str,
+    *,
+    plan: RunPlan | None = None,
+    report: ProgressReport | None = None,
+) -> TrainingLog:
+    """Train ``model`` (a PEFT model from :func:`prepare_model`) on ``data``, stage by stage,
+    each for the steps of ``plan`` (by default :func:`plan_training`'s; a priced plan makes
+    the progress lines' "time left" start from its estimate)."""
+    training = TrainingLog()
+    tokenizer = copy.deepcopy(tokenizer)  # trainers may set padding sides or tokens on it
+    progress = Progress(plan or plan_training(data, options), time.perf_counter())
+    for name, rows, columns in training_stages(data, options):
         if rows:
             training.stages.append(
-                _run_stage(name, model, tokenizer, rows, columns, options, work_dir, device)
+                _run_stage(
+                    name,
+                    model,
+                    tokenizer,
+                    rows,
+                    columns,
+                    options,
+                    work_dir,
+                    device,
+                    progress=progress,
+                    report=report,
+                )
             )
     return training
