@@ -153,14 +153,15 @@ async def teach(
 async def rate(
     service: ConversationService, *, people: int, per_person: int, offset: int = 100
 ) -> tuple[int, int]:
-    """Teammates (numbered from ``offset``) ask :data:`TAUGHT` questions and press 👎 on
-    answers that open with filler, 👍 on the others. Returns (👍, 👎) given."""
+    """Teammates (numbered from ``offset``) ask :data:`TAUGHT` questions, each in a new
+    conversation, and press 👎 on answers that open with filler, 👍 on the others. Returns
+    (👍, 👎) given."""
     counts = [0, 0]
     for turn in range(per_person):
 
         async def one(i: int, turn: int = turn) -> None:
             user = _person(offset + i)
-            chat = f"T{offset + i:03d}"
+            chat = f"T{offset + i:03d}-{turn}"
             reply = await ask(service, user, chat, TAUGHT[(turn * people + i) % len(TAUGHT)])
             bad = filler(reply.text)
             counts[bad] += 1
