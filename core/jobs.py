@@ -278,5 +278,6 @@ class DeliveryStore(Protocol):
         ...
 
     def undelivered(self, platforms: Sequence[str], *, limit: int = 100) -> list[Job]:
-        """Pending deliveries free to claim in conversations of ``platforms``, oldest first."""
+        """Pending deliveries free to claim in conversations of ``platforms``, oldest first;
+        not those of messages whose files are still open (:mod:`core.resume` takes them)."""
         ...

@@ -209,6 +209,17 @@ class Outbox:
 
         renderer.report_shown(record)
 
+    async def take(self, message_id: int) -> bool:
+        """Hold the delivery of the reply to ``message_id`` for a reply shown by this process
+        on its own (the intake resumer's); False when it is delivered or held elsewhere."""
+        job = await asyncio.to_thread(
+            self._store.claim_delivery,
+            message_id,
+            self.holder,
+            lease_seconds=self.options.lease_seconds,
+        )
+        return job is not None
+
     async def finish(self, message_id: int) -> None:
         """Mark the job's reply delivered (best effort: else it is delivered once more)."""
         try:

@@ -6,7 +6,9 @@ and answers. When that process dies, the lease runs out. Every live process's ad
 an :class:`IntakeResumer` (at its start, then every so often): it takes each stalled intake
 of its platform, downloads the files again through the adapter (``reopen``), reads and
 answers them, and then answers the messages of that conversation that waited behind it,
-in order, so that a text sent right after a voice note is still answered after it::
+in order, so that a text sent right after a voice note is still answered after it. It holds
+each reply's delivery first (:meth:`core.inbox.Inbox.take_delivery`), and the outbox's sweeper
+leaves messages with open files alone, so that a reply is shown by one of the two only::
 
     inbox.keep_resuming("telegram", reopener(bot), renderer_for, every=lease / 2)
 """
@@ -62,6 +64,10 @@ class IntakeResumer:
                 continue  # this process is at it (its lease renewal was late)
             if not await asyncio.to_thread(store.take_intake, intake.message_id, self._lease):
                 continue  # another process was quicker
+            if not await self._inbox.take_delivery(intake.message_id):
+                # Its reply was delivered (the dead process got that far) or is being delivered.
+                await asyncio.to_thread(store.close_intake, intake.message_id)
+                continue
             log.warning(
                 "taking over the %s message %s left unanswered (files: %d, read: %s)",
                 self._platform,
@@ -86,6 +92,8 @@ class IntakeResumer:
         if not waiting:
             return None
         [message_id] = waiting
+        if not await self._inbox.take_delivery(message_id):
+            return None  # the outbox is delivering it, in its turn
         intake = await asyncio.to_thread(store.intake, message_id)
         if intake is not None:
             taken = await asyncio.to_thread(store.take_intake, message_id, self._lease)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.db.engine import SqlPart
 from core.db.jobs import read_job
-from core.db.models import AnswerJobRow, ConversationRow
+from core.db.models import AnswerJobRow, ConversationRow, IntakeRow
 from core.db.rows import rowcount
 from core.jobs import DeliveryHold, Job
 from core.types import utcnow
@@ -95,6 +95,8 @@ class SqlDeliveries(SqlPart):
                         AnswerJobRow.delivery_holder.is_(None),
                         AnswerJobRow.delivery_lease_until < now,
                     ),
+                    # A message whose files are still open is the intake resumer's.
+                    AnswerJobRow.message_id.not_in(select(IntakeRow.message_id)),
                 )
                 .order_by(AnswerJobRow.message_id)
                 .limit(limit)

@@ -167,6 +167,7 @@ class MemoryJobs(MemoryPart):
                 if job.key.platform in platforms
                 and not job.delivered
                 and (job.delivery_holder is None or delivery_free(job, "", now))
+                and job.message_id not in self._state.intakes  # theirs: core.resume
             ]
             return sorted(free, key=lambda j: j.message_id)[: max(limit, 0)]
 
