@@ -4,38 +4,37 @@ Every adapter hands each :class:`core.types.Message` to :meth:`ConversationServi
 and renders what comes back. A message gets exactly one reply: an answer from the model,
 a command's notice, or a short apology when something failed (the trace goes to the log).
 The person's message is stored before the model starts, so nothing accepted is lost.
+
+What a taken message owes is an :class:`core.accepted.Accepted`; the options and the
+responder built from them are in :mod:`core.conversation_options`, and messages with files
+go their own path (:mod:`core.file_messages`). All are importable from here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from core.accepted import Accepted, ready
 from core.access import REFUSAL
 from core.answer_commands import thanks
-from core.commands import COMMANDS, Command, CommandRegistry, parse_command
-from core.context import ContextBuilder
+from core.commands import CommandRegistry, parse_command
+from core.conversation_options import ConversationOptions, build_responder, spell
 from core.facts import extract_facts, merge_facts
-from core.generator import Generator, TokenCounter
-from core.intake import FileRef
-from core.media import Attachment, MediaError, MediaIntake, heading, nothing_read, turn_text
-from core.metrics import ANSWER_SECONDS, FIRST_TOKEN_SECONDS, MESSAGES, REPLIES
+from core.file_messages import FileMessages, unreadable
+from core.media import MediaIntake
+from core.metrics import MESSAGES, measured
 from core.profile_commands import describe_profile
 from core.prompt_guard import looks_like_injection
-from core.reading import StoredFiles
 from core.responder import (
     APOLOGY,
     FEEDBACK_OFFER,
     SHORT_ANSWER_TOKENS,
     UPSET_GUIDANCE,
     Answerer,
-    JobOptions,
-    Responder,
     is_upset,
     mood_of,
 )
@@ -77,46 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_COMMAND_MENTION = re.compile(rf"(?<![\w/])/({'|'.join(COMMANDS)})\b")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConversationOptions:
-    """How conversations are run; built from the settings by the wiring."""
-
-    system_prompt: str
-    prompt_budget: int
-    assistant_name: str = "Parley"
-    max_new_tokens: int
-    history_turns: int = 50
-    max_message_chars: int = 8000
-    profile_tokens: int | None = None
-    command_prefixes: Mapping[str, str] = field(default_factory=lambda: {"slack": "/parley "})
-    """How each platform spells a command, where it is not ``/name`` (Slack has one /parley)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A message the service has taken (:meth:`ConversationService.accept`).
-
-    Exactly one of four: a reply that is ready (``reply``), a command to run
-    (``command``), a stored message whose answer is owed (``message_id``), or files to
-    read first (``media``). Files with a platform reference are stored with the message
-    (``message_id`` and ``media``, see :mod:`core.intake`): read when the message's turn
-    comes, the text read replacing it; others are read after the acknowledgement and then
-    stored as text.
-    """
-
-    message: Message
-    reply: Reply | None = None
-    command: Command | None = None
-    message_id: int | None = None
-    media: tuple[Attachment, ...] = ()
-    busy: str | None = None
-    """The answer's place in its person's queue (one answer at a time), given back when it ends."""
-    heading: str = ""
-    """Shown before the answer (a /retry's: which message it answers again)."""
 
 
 class ConversationService:
@@ -187,34 +146,23 @@ class ConversationService:
         """
         MESSAGES.labels(message.platform).inc()
         if (refusal := await self.safety.admit(message)) is not None:
-            return self._ready(message, refusal, kind=ReplyKind.ERROR)
+            return ready(message, refusal, kind=ReplyKind.ERROR)
         text = message.text.strip()
         if message.attachments and self.media is not None:
             refusal = self.media.check(message.attachments)
             if refusal is not None:
-                return self._ready(message, refusal, kind=ReplyKind.ERROR)
+                return ready(message, refusal, kind=ReplyKind.ERROR)
             if all(item.ref is not None for item in message.attachments):
-                return await self._accept_files(message)
+                return await self._files().accept(message)
             return Accepted(message, media=message.attachments)
         if message.media:
-            kinds = " and ".join(dict.fromkeys(message.media))
-            return self._ready(
-                message,
-                (
-                    f"I can only read text for now, so I can't open {kinds} messages yet. "
-                    if self.media is None
-                    else "I read text, voice messages, audio files and images, but I can't "
-                    f"open {kinds} messages. "
-                )
-                + "Please type your question"
-                + (" (I did not read the caption)." if text else "."),
-            )
+            return ready(message, unreadable(message, reading=self.media is not None))
         if not text:
-            return self._ready(
+            return ready(
                 message, "I got an empty message. Type a question, or /help to see what I can do."
             )
         if len(text) > self._options.max_message_chars:
-            return self._ready(
+            return ready(
                 message,
                 f"Your message is too long: {len(text):,} characters, and I take at most "
                 f"{self._options.max_message_chars:,}. Please shorten it or split it into parts.",
@@ -230,7 +178,7 @@ class ConversationService:
             return Accepted(message, command=command)
         screening = await self.safety.screen(message, text)
         if screening.refusal is not None:
-            return self._ready(message, screening.refusal, kind=ReplyKind.ERROR)
+            return ready(message, screening.refusal, kind=ReplyKind.ERROR)
         try:
             reading = await self._read_sentiment(text)
             asked = await asyncio.to_thread(
@@ -257,60 +205,18 @@ class ConversationService:
         """/retry: the sender's last message here, stored again to be answered anew."""
         asked = await self._turns.last_question(message)
         if asked is None:
-            return self._ready(message, NOTHING_TO_RETRY)
+            return ready(message, NOTHING_TO_RETRY)
         accepted = await self._accept_text(replace(message, text=asked.text), asked.text)
         return replace(accepted, heading=retry_heading(asked.text))
 
-    async def _accept_files(self, message: Message) -> Accepted:
-        """Store a message with files, its job and its intake: read once it is its turn.
-
-        It holds the person's turn (one answer at a time) from now, as a text would.
-        """
-        assert self.media is not None
-        files = tuple(FileRef.of(item) for item in message.attachments)
-        screening = await self.safety.screen(message, message.text.strip())
-        if screening.refusal is not None:
-            return self._ready(message, screening.refusal, kind=ReplyKind.ERROR)
-        try:
-            asked = await asyncio.to_thread(
-                self._store.store_with_files, message, files, self.media.lease_seconds
-            )
-        except BaseException:
-            await self.safety.finish(message.user, screening.busy)
-            raise
-        return Accepted(
-            message, message_id=asked.id, media=message.attachments, busy=screening.busy
-        )
-
     def reply(self, accepted: Accepted) -> Streamed[Reply]:
         """The reply to an accepted message; iterate the result for streamed text."""
-        return Streamed(self._measured(self._reply(accepted)))
-
-    async def _measured(
-        self, replies: AsyncGenerator[str | Reply, None]
-    ) -> AsyncIterator[str | Reply]:
-        started = time.perf_counter()
-        first = True
-        async with aclosing(replies):
-            async for item in replies:
-                if isinstance(item, Reply):
-                    REPLIES.labels(str(item.kind)).inc()
-                    if item.kind is ReplyKind.ANSWER:
-                        ANSWER_SECONDS.observe(time.perf_counter() - started)
-                elif first:
-                    first = False
-                    FIRST_TOKEN_SECONDS.observe(time.perf_counter() - started)
-                yield item
+        return Streamed(measured(self._reply(accepted)))
 
     async def _reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
         message = accepted.message
-        if accepted.media and accepted.message_id is not None:
-            async with aclosing(self._read_stored(accepted, accepted.message_id)) as replies:
-                async for item in replies:
-                    yield item
-            return
         if accepted.media:
-            async with aclosing(self._read_then_reply(accepted)) as replies:
+            async with aclosing(self._files().reply(accepted)) as replies:
                 async for item in replies:
                     yield item
             return
@@ -352,41 +258,20 @@ class ConversationService:
         yield reply.text
         yield reply
 
-    async def _read_then_reply(self, accepted: Accepted) -> AsyncGenerator[str | Reply, None]:
-        """Read the message's files, take the text as the person's turn, and answer it.
-
-        The answer starts with what was heard or read, so that the person can correct it.
-        """
+    def _files(self) -> FileMessages:
+        """The path of a message with files: accepted, read, then answered like a text."""
         assert self.media is not None
-        message = accepted.message
-        try:
-            readings = await self.media.read(accepted.media)
-        except MediaError as exc:
-            log.info("refused a %s in %s: %s", exc.reason, message.key.encode(), exc)
-            yield str(exc)
-            yield Reply(kind=ReplyKind.ERROR, text=str(exc))
-            return
-        empty = nothing_read(readings)
-        if empty is not None:
-            yield empty
-            yield Reply(text=empty)
-            return
-        text = turn_text(readings, message.text)
-        said = replace(message, text=text, attachments=())
-        if len(text) > self._options.max_message_chars:
-            taken = self._ready(
-                said,
-                f"That is {len(text):,} characters, and I take at most "
-                f"{self._options.max_message_chars:,}. Please send a shorter one.",
-                kind=ReplyKind.ERROR,
-            )
-        else:
-            taken = await self._accept_text(said, text)
-        first = heading(readings)
-        yield first
-        async with aclosing(self._reply(taken)) as replies:
-            async for item in replies:
-                yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
+        return FileMessages(
+            store=self._store,
+            media=self.media,
+            safety=self.safety,
+            max_chars=self._options.max_message_chars,
+            learn=self._learn,
+            sentiment=self._read_sentiment,
+            spell=self._spell,
+            accept_text=self._accept_text,
+            replies=self._reply,
+        )
 
     def _place(self, accepted: Accepted) -> Place:
         """Where the answer stands in its conversation (for the person's turn)."""
@@ -396,45 +281,6 @@ class ConversationService:
             lambda: self._store.next_job(key),
             private=not accepted.message.is_group,
         )
-
-    async def _read_stored(
-        self, accepted: Accepted, message_id: int
-    ) -> AsyncGenerator[str | Reply, None]:
-        """Read the files of a stored message (its intake), then answer its job.
-
-        The intake's lease is renewed meanwhile, so that no other process takes it over.
-        """
-        assert self.media is not None
-        files = StoredFiles(
-            store=self._store,
-            media=self.media,
-            safety=self.safety,
-            max_chars=self._options.max_message_chars,
-            learn=self._learn,
-            sentiment=self._read_sentiment,
-        )
-        renewing = asyncio.ensure_future(files.renew(message_id))
-        try:
-            intake = await asyncio.to_thread(self._store.intake, message_id)
-            taken = replace(accepted, media=())
-            first = ""
-            if intake is not None and not intake.read:
-                first, said = await files.read_into(accepted, message_id)
-                if isinstance(said, Reply):
-                    reply = replace(said, text=self._spell(accepted.message.platform, said.text))
-                    yield reply.text
-                    yield reply
-                    return
-                taken = replace(taken, message=said)
-                yield first
-            async with aclosing(self._reply(taken)) as replies:
-                async for item in replies:
-                    yield replace(item, text=first + item.text) if isinstance(item, Reply) else item
-        finally:
-            renewing.cancel()
-
-    def _ready(self, message: Message, text: str, kind: ReplyKind = ReplyKind.NOTICE) -> Accepted:
-        return Accepted(message, reply=Reply(kind=kind, text=text))
 
     async def rate(self, answer_id: int, user: UserRef, rating: Rating) -> Reply:
         """A 👍/👎 on one answer; a person's later rating replaces their earlier one."""
@@ -473,39 +319,3 @@ class ConversationService:
         if learned is not profile:
             self._store.save_profile(user, learned)
         return learned
-
-
-def spell(options: ConversationOptions, platform: str, text: str) -> str:
-    """``text`` with commands spelled the way ``platform`` types them."""
-    prefix = options.command_prefixes.get(platform)
-    if prefix is None:
-        return text
-    return _COMMAND_MENTION.sub(lambda m: prefix + m.group(1), text)
-
-
-def build_responder(
-    *,
-    store: Store,
-    generator: Generator,
-    tokens: TokenCounter,
-    options: ConversationOptions,
-    safety: Safety,
-    jobs: JobOptions | None = None,
-) -> Responder:
-    """The responder that answers the conversations run with ``options``."""
-    return Responder(
-        store=store,
-        generator=generator,
-        context=ContextBuilder(
-            tokens,
-            safety.instructions(options.system_prompt),
-            options.prompt_budget,
-            options.assistant_name,
-            profile_budget=options.profile_tokens,
-        ),
-        max_new_tokens=options.max_new_tokens,
-        history_turns=options.history_turns,
-        jobs=jobs,
-        spell=lambda platform, text: spell(options, platform, text),
-        safety=safety,
-    )

@@ -1,8 +1,17 @@
-"""Prometheus metrics that every deployment exports (served at ``/metrics`` by ``bots.web``)."""
+"""Prometheus metrics that every deployment exports (served at ``/metrics`` by ``bots.web``).
+
+:func:`measured` counts and times the replies of the conversation service as they stream.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from core.types import Reply, ReplyKind
 
 __all__ = [
     "ACCESS_REFUSED",
@@ -16,6 +25,7 @@ __all__ = [
     "MODERATION_BLOCKS",
     "QUEUE_DEPTH",
     "REPLIES",
+    "measured",
 ]
 
 MESSAGES = Counter("parley_messages_total", "Messages handed to the core", ["platform"])
@@ -62,3 +72,19 @@ CANARY_LEAKS = Counter(
     "parley_canary_leaks_total",
     "Answers blocked because they leaked the instructions (their canary, or a long quote)",
 )
+
+
+async def measured(replies: AsyncGenerator[str | Reply, None]) -> AsyncIterator[str | Reply]:
+    """A reply's stream, passed through as it is while it is timed and counted."""
+    started = time.perf_counter()
+    first = True
+    async with aclosing(replies):
+        async for item in replies:
+            if isinstance(item, Reply):
+                REPLIES.labels(str(item.kind)).inc()
+                if item.kind is ReplyKind.ANSWER:
+                    ANSWER_SECONDS.observe(time.perf_counter() - started)
+            elif first:
+                first = False
+                FIRST_TOKEN_SECONDS.observe(time.perf_counter() - started)
+            yield item

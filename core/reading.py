@@ -2,7 +2,8 @@
 
 A voice note or an image is stored with its answer job and its intake before the platform
 is acknowledged (:mod:`core.intake`); :class:`StoredFiles` then does, for the conversation
-service, what must happen before the job can be answered::
+service's path of files (:mod:`core.file_messages`), what must happen before the job can be
+answered::
 
     first, said = await files.read_into(accepted, message_id)
     # said is a Reply: nothing to answer (not readable, refused); the job has ended
@@ -18,16 +19,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from core.accepted import Accepted
 from core.media import MediaError, MediaIntake, heading, nothing_read, turn_text
 from core.safety import Safety
 from core.sentiment import Sentiment
 from core.store import Store
 from core.types import Message, Reply, ReplyKind, UserProfile, UserRef
-
-if TYPE_CHECKING:
-    from core.conversation import Accepted
 
 __all__ = ["StoredFiles"]
 
