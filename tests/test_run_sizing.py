@@ -15,6 +15,7 @@ import pytest
 
 from config.settings import Settings
 from workers.nightly import NightlyOutcome, _in_flight, _last_trained_until, _record
+from workers.training.options import TrainingOptions
 from workers.training.sizing import (
     PASSES,
     Progress,
@@ -178,8 +179,9 @@ def test_the_nightly_command_trains_exactly_the_planned_steps_and_says_so(
     plan, *progress, run = lines
     assert plan["event"] == "plan"
     [stage] = plan["stages"]
-    # One epoch of batch 8 (the defaults): the cap of 200 adds nothing.
-    assert stage["steps"] == stage_steps(stage["rows"], 8, 1.0, None) == plan["steps"]
+    # The default epochs of batch 8: the cap of 200 adds nothing.
+    epochs = TrainingOptions().epochs
+    assert stage["steps"] == stage_steps(stage["rows"], 8, epochs, None) == plan["steps"]
     assert plan["estimated_s"] > 0
     assert {p["event"] for p in progress} == {"progress"}
     assert progress[0]["step"] == 1
