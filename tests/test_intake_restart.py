@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from core.types import utcnow
 from tests.fakes.telegram import ADA, FakeTelegram, private_message, voice_message
 from tests.media_fixtures import needs_media_tools, speech
 from tests.model_fixtures import REPO
+from tests.process_fixtures import free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,17 +66,11 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class WebProcess:
     """``python -m bots.web`` on a port of its own, with its log in a file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(

@@ -25,8 +25,8 @@ from core.types import ConversationKey, Role, utcnow
 from tests.fakes.telegram import ADA, FakeTelegram, private_message, voice_message
 from tests.media_fixtures import needs_media_tools, speech
 from tests.model_fixtures import MODEL_CACHE, REPO
+from tests.process_fixtures import Processes, RedisServer, redis_server
 from tests.test_intake_restart import LEASE_S, QUESTION, SECRET, WebProcess, post, words
-from tests.test_scaled import Processes, RedisServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,15 +36,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
 ]
 
+__all__ = ["redis_server"]
+
 CHAT = ConversationKey("telegram", None, str(ADA["id"]))
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
