@@ -128,6 +128,18 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def one_reply_each(telegram: FakeTelegram, file_id: str) -> None:
+    """One reply to the voice note (read again by the second process), then the text's
+    answer, and nothing sent twice."""
+    sent = telegram.messages(ADA["id"])
+    assert len(sent) == 2, [m.text for m in sent]
+    assert len(telegram.calls_to("sendMessage")) == 2
+    heard, answer = (m.text for m in sent)
+    assert words(heard) == words(f"I heard {QUESTION} You said: {QUESTION}"), heard
+    assert answer == "You said: And what about tomorrow?"
+    assert telegram.downloads == [f"documents/{file_id}.bin"] * 2
+
+
 async def post(web: WebProcess, update: dict[str, Any]) -> int:
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
@@ -174,13 +186,7 @@ async def test_a_voice_note_being_read_when_the_process_dies_is_answered_once_in
         finally:
             await asyncio.to_thread(second.stop)
 
-    sent = telegram.messages(ADA["id"])
-    assert len(sent) == 2, [m.text for m in sent]
-    assert len(telegram.calls_to("sendMessage")) == 2
-    heard, answer = (m.text for m in sent)
-    assert words(heard) == words(f"I heard {QUESTION} You said: {QUESTION}"), heard
-    assert answer == "You said: And what about tomorrow?"
-    assert telegram.downloads == [f"documents/{file_id}.bin"] * 2  # read again by the second
+    one_reply_each(telegram, file_id)
     assert "taking over the telegram message" in (tmp_path / "web2.log").read_text()
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
     store = SqlStore(create_engine_for(settings.storage.sqlalchemy_url))
