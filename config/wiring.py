@@ -17,6 +17,7 @@ Every part is built once, here, and handed to what uses it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.parts import (
@@ -299,16 +300,7 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     store = open_store(settings)
     generator = build_generator(settings)
     responder = _responder(settings, store, generator, generator.tokens, build_safety(settings))
-    open_versions(settings, store)  # a worker may start before any web process
-    # It polls in a daemon thread, which goes with the worker process.
-    watcher = watch_versions(settings, store, generator)
-
-    def release() -> None:
-        if watcher is not None:
-            watcher.stop()
-        generator.close()
-        store.dispose()
-
+    release = _following_versions(settings, store, generator)
     return WorkerRuntime(
         settings=settings,
         store=store,
@@ -324,7 +316,18 @@ def build_explain_worker(settings: Settings) -> ExplainWorker:
     store = open_store(settings)
     generator = build_generator(settings)
     explainer = _explainer(settings, generator, load_sentiment(settings))
-    open_versions(settings, store)
+    return ExplainWorker(
+        store=store, explainer=explainer, release=_following_versions(settings, store, generator)
+    )
+
+
+def _following_versions(
+    settings: Settings, store: SqlStore, generator: LocalGenerator
+) -> Callable[[], None]:
+    """Make a worker's ``generator`` follow the registry's versions; return what releases
+    the worker's store, model and watcher."""
+    open_versions(settings, store)  # a worker may start before any web process
+    # It polls in a daemon thread, which goes with the worker process.
     watcher = watch_versions(settings, store, generator)
 
     def release() -> None:
@@ -333,7 +336,7 @@ def build_explain_worker(settings: Settings) -> ExplainWorker:
         generator.close()
         store.dispose()
 
-    return ExplainWorker(store=store, explainer=explainer, release=release)
+    return release
 
 
 def worker_parts(settings: Settings) -> WorkerParts:

@@ -150,7 +150,7 @@ class Inbox:
                 log.info("%s event %s was delivered before; ignored", *_where(incoming))
                 return Receipt.IGNORED
         if stops_an_answer(message):  # /cancel: at once, not in the turn of what it stops
-            self.later(self._at_once(incoming, renderer_for))
+            self.later(self._take_and_reply(incoming, renderer_for))
             return Receipt.TAKEN
         if not incoming.refusable:
             self.later(self._accept_and_answer(incoming, renderer_for))
@@ -218,16 +218,10 @@ class Inbox:
         """Accept a polled message after its receipt, then answer it, in its turn."""
         # The turn is taken before accepting, so that the messages are also stored in order.
         async with self._order.hold(incoming.message.key):
-            try:
-                accepted = await self._service.accept(await _completed(incoming))
-            except Exception:
-                log.exception("cannot take %s event %s", *_where(incoming))
-                await renderer_for(incoming.message).fail(APOLOGY)
-                return
-            await self._reply(accepted, renderer_for)
+            await self._take_and_reply(incoming, renderer_for)
 
-    async def _at_once(self, incoming: Incoming, renderer_for: RendererFactory) -> None:
-        """Take and reply to a message outside its conversation's turn (it stores nothing)."""
+    async def _take_and_reply(self, incoming: Incoming, renderer_for: RendererFactory) -> None:
+        """Take a message and reply to it; one that cannot be taken gets the apology."""
         try:
             accepted = await self._service.accept(await _completed(incoming))
         except Exception:

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from core.limiters import Limiter, MemoryLimiter, RedisLimiter
+from core.limiters import Limiter, MemoryLimiter
 from core.limits import LimitOptions, Limits, busy_text
 from core.safety import Place, Safety
 from tests.factories import make_message, make_user
+from tests.test_limits import limiter  # in memory and on Redis, as the limiters' own tests
 
-
-@pytest.fixture(params=["memory", "redis"])
-def limiter(request: pytest.FixtureRequest) -> Iterator[Limiter]:
-    if request.param == "memory":
-        yield MemoryLimiter()
-        return
-    client = request.getfixturevalue("redis_client")
-    prefix = f"parley-test:{secrets.token_hex(4)}"
-    yield RedisLimiter(client, prefix=prefix)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+__all__ = ["limiter"]
 
 
 # ------------------------------------------------------------------------- the limiters

@@ -5,7 +5,6 @@ embedded deployment's for the same answer; without a worker, the text part and a
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -20,8 +19,8 @@ from config.wiring import build_embedded, build_web
 from core.explanation import Explanation
 from core.memory import MemoryStore
 from core.types import ChatTurn, ContextReport, ConversationKey, Message, Role, Segment, UserRef
-from tests.model_fixtures import MODEL_CACHE, REPO
-from tests.test_scaled import Processes, RedisServer
+from tests.model_fixtures import MODEL_CACHE
+from tests.process_fixtures import Processes, RedisServer, process_environment, redis_server
 from workers.remote_explain import (
     FAILED,
     GONE,
@@ -31,6 +30,8 @@ from workers.remote_explain import (
     QueuedExplainer,
     serve_explanation,
 )
+
+__all__ = ["redis_server"]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ADA = UserRef("telegram", "7", "Ada")
@@ -43,14 +44,6 @@ def _message(text: str) -> Message:
 def _without_timing(text: str) -> str:
     """The reply without the seconds the ablation took (the only part that may differ)."""
     return re.sub(r"(ablation over \d+ parts), [\d.]+ s\)", r"\1)", text)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
@@ -77,10 +70,7 @@ def settings(values: dict[str, Any]) -> Settings:
 
 @pytest.fixture
 def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(settings.environment())
-    env["PYTHONPATH"] = str(REPO)
-    running = Processes(env, tmp_path)
+    running = Processes(process_environment(settings), tmp_path)
     yield running
     running.stop_all()
 

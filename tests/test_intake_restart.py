@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from core.types import utcnow
 from tests.fakes.telegram import ADA, FakeTelegram, private_message, voice_message
 from tests.media_fixtures import needs_media_tools, speech
 from tests.model_fixtures import REPO
+from tests.process_fixtures import free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,17 +66,11 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class WebProcess:
     """``python -m bots.web`` on a port of its own, with its log in a file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -134,6 +128,18 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def one_reply_each(telegram: FakeTelegram, file_id: str) -> None:
+    """One reply to the voice note (read again by the second process), then the text's
+    answer, and nothing sent twice."""
+    sent = telegram.messages(ADA["id"])
+    assert len(sent) == 2, [m.text for m in sent]
+    assert len(telegram.calls_to("sendMessage")) == 2
+    heard, answer = (m.text for m in sent)
+    assert words(heard) == words(f"I heard {QUESTION} You said: {QUESTION}"), heard
+    assert answer == "You said: And what about tomorrow?"
+    assert telegram.downloads == [f"documents/{file_id}.bin"] * 2
+
+
 async def post(web: WebProcess, update: dict[str, Any]) -> int:
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
@@ -180,13 +186,7 @@ async def test_a_voice_note_being_read_when_the_process_dies_is_answered_once_in
         finally:
             await asyncio.to_thread(second.stop)
 
-    sent = telegram.messages(ADA["id"])
-    assert len(sent) == 2, [m.text for m in sent]
-    assert len(telegram.calls_to("sendMessage")) == 2
-    heard, answer = (m.text for m in sent)
-    assert words(heard) == words(f"I heard {QUESTION} You said: {QUESTION}"), heard
-    assert answer == "You said: And what about tomorrow?"
-    assert telegram.downloads == [f"documents/{file_id}.bin"] * 2  # read again by the second
+    one_reply_each(telegram, file_id)
     assert "taking over the telegram message" in (tmp_path / "web2.log").read_text()
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
     store = SqlStore(create_engine_for(settings.storage.sqlalchemy_url))

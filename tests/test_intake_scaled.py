@@ -25,8 +25,15 @@ from core.types import ConversationKey, Role, utcnow
 from tests.fakes.telegram import ADA, FakeTelegram, private_message, voice_message
 from tests.media_fixtures import needs_media_tools, speech
 from tests.model_fixtures import MODEL_CACHE, REPO
-from tests.test_intake_restart import LEASE_S, QUESTION, SECRET, WebProcess, post, words
-from tests.test_scaled import Processes, RedisServer
+from tests.process_fixtures import Processes, RedisServer, redis_server
+from tests.test_intake_restart import (
+    LEASE_S,
+    QUESTION,
+    SECRET,
+    WebProcess,
+    one_reply_each,
+    post,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,15 +43,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
 ]
 
+__all__ = ["redis_server"]
+
 CHAT = ConversationKey("telegram", None, str(ADA["id"]))
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
@@ -109,13 +110,7 @@ async def test_a_voice_note_outlives_the_scaled_web_process_reading_it(
         finally:
             await asyncio.to_thread(second.stop)
 
-    sent = telegram.messages(ADA["id"])
-    assert len(sent) == 2, [m.text for m in sent]
-    assert len(telegram.calls_to("sendMessage")) == 2
-    heard, answer = (m.text for m in sent)
-    assert words(heard) == words(f"I heard {QUESTION} You said: {QUESTION}"), heard
-    assert answer == "You said: And what about tomorrow?"
-    assert telegram.downloads == [f"documents/{file_id}.bin"] * 2
+    one_reply_each(telegram, file_id)
     worker.wait_for("worker", "parley.read_media")  # the media worker read it
     store = SqlStore(create_engine_for(postgres_url))
     try:

@@ -24,7 +24,7 @@ from core.types import ReplyKind, Role
 from tests.factories import make_message, make_service
 from tests.media_fixtures import needs_media_tools, picture_with_text, speech
 from tests.model_fixtures import REPO
-from tests.test_scaled import Processes, RedisServer
+from tests.process_fixtures import Processes, RedisServer
 from workers.media_queue import CeleryMediaReader
 from workers.queues import TaskQueue, celery_app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest
 from config.settings import Settings
 from config.wiring import open_registry, open_store
 from core.db import SqlStore
+from core.feedback_data import FeedbackRecord
 from core.generator import GenerationRequest, GenerationResult
 from core.registry import AdapterStatus
+from core.store import Store
 from core.types import ContextReport, ConversationKey, Feedback, Role, UserRef, utcnow
 from tests.test_training_run import FAST
 from workers.batching import BatchedGenerator
@@ -57,6 +60,17 @@ def store_feedback(store: SqlStore, prompts: int) -> int:
         assert record.rating is not None
         store.save_feedback(Feedback(answer_id=answer.id, user=asker, rating=record.rating))
     return len(records)
+
+
+def rate_answers(store: Store, records: Sequence[FeedbackRecord]) -> None:
+    """Each record's answer, in a Slack conversation of its own, rated by its person."""
+    for n, record in enumerate(records):
+        key = ConversationKey("slack", "T1", f"C{n}")
+        asker = UserRef("slack", record.person)
+        context = ContextReport(turns=record.prompt, segments=(), prompt_tokens=9, budget_tokens=99)
+        answer = store.append(key, Role.ASSISTANT, record.answer, context=context)
+        assert record.rating is not None
+        store.save_feedback(Feedback(answer_id=answer.id, user=asker, rating=record.rating))
 
 
 def ask(generator: BatchedGenerator) -> GenerationResult:
@@ -130,13 +144,7 @@ def test_feedback_that_teaches_nothing_is_kept_but_not_served(
 ) -> None:
     store = open_store(settings)
     registry = open_registry(store)
-    for n, record in enumerate(signed_feedback(40, labels="random")):
-        key = ConversationKey("slack", "T1", f"C{n}")
-        asker = UserRef("slack", record.person)
-        context = ContextReport(turns=record.prompt, segments=(), prompt_tokens=9, budget_tokens=99)
-        answer = store.append(key, Role.ASSISTANT, record.answer, context=context)
-        assert record.rating is not None
-        store.save_feedback(Feedback(answer_id=answer.id, user=asker, rating=record.rating))
+    rate_answers(store, signed_feedback(40, labels="random"))
 
     outcome = run_nightly(
         settings, store, registry, options=replace(OPTIONS, max_steps=4), base=base

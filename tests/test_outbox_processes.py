@@ -10,11 +10,6 @@ Telegram Bot API server in this process, which counts every message sent and edi
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,9 +26,17 @@ from core.errors import StoreError
 from core.jobs import Job
 from core.types import ConversationKey, Role
 from tests.fakes.telegram import ADA, FakeTelegram, private_message
-from tests.model_fixtures import MODEL_CACHE, REPO
+from tests.model_fixtures import MODEL_CACHE
 from tests.outbox_fixtures import ANSWER, LATE
-from tests.test_scaled import RedisServer
+from tests.process_fixtures import (
+    Children,
+    RedisServer,
+    free_port,
+    process_environment,
+    redis_server,
+)
+
+__all__ = ["redis_server"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -43,58 +46,25 @@ CHAT = int(ADA["id"])
 KEY = ConversationKey("telegram", None, str(CHAT), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Running:
+class Running(Children):
     """Parley's processes, started as the Procfile and the README start them."""
 
     def __init__(self, settings: Settings, logs: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-        self.env.update(settings.environment())
-        self.env["PYTHONPATH"] = str(REPO)
-        self.logs = logs
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *argv: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
-        self.running[name] = subprocess.Popen(
-            [sys.executable, *argv], env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
+        super().__init__(process_environment(settings), logs)
 
     def worker(self) -> None:
         argv = ["-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "generate"]
         argv += ["-P", "threads", "-c", "4", "-n", "w1@%h", "--without-gossip"]
-        self.start("worker", *argv, "--without-mingle", "--loglevel", "INFO")
+        self.launch("worker", *argv, "--without-mingle", "--loglevel", "INFO")
 
-    async def wait_for(self, name: str, text: str, within: float = 120) -> None:
-        path = self.logs / f"{name}.log"
+    async def until_logged(self, name: str, text: str, within: float = 120) -> None:
+        """Wait until ``name`` logs ``text``, letting this loop's fake server answer meanwhile."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if text in path.read_text(errors="replace"):
+            if self.logged(name, text):
                 return
-            if self.running[name].poll() is not None:
-                break
             await asyncio.sleep(0.2)
-        raise AssertionError(f"{name} did not log {text!r}:\n{path.read_text()[-3000:]}")
-
-    def kill(self, name: str) -> None:
-        process = self.running.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-
-    def stop_all(self) -> None:
-        for process in self.running.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.running.clear()
+        raise self.silent(name, text)
 
 
 @pytest.fixture
@@ -118,15 +88,6 @@ def _settings(telegram: FakeTelegram, tmp_path: Path, **changes: Any) -> Setting
     return Settings(_env_file=None, **{**values, **changes})  # type: ignore[call-arg]
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
-
-
 class Scaled:
     """The scaled deployment: a generate worker, and web processes started one at a time."""
 
@@ -140,8 +101,8 @@ class Scaled:
         """Start a web process; return its name once it serves."""
         self.webs += 1
         name = f"web{self.webs}"
-        self.running.start(name, "-m", "bots.web", "--port", str(self.port))
-        await self.running.wait_for(name, "Application startup complete")
+        self.running.launch(name, "-m", "bots.web", "--port", str(self.port))
+        await self.running.until_logged(name, "Application startup complete")
         return name
 
     async def send(self, text: str) -> None:
@@ -159,7 +120,7 @@ class Scaled:
 def scaled(
     telegram: FakeTelegram, tmp_path: Path, postgres_url: str, redis_server: RedisServer
 ) -> Iterator[Scaled]:
-    port = _free_port()
+    port = free_port()
     settings = _settings(
         telegram,
         tmp_path,
@@ -217,7 +178,7 @@ async def _one_complete_answer(telegram: FakeTelegram, database_url: str) -> Non
 async def test_a_web_process_killed_mid_stream_leaves_one_complete_answer(
     scaled: Scaled, telegram: FakeTelegram
 ) -> None:
-    await scaled.running.wait_for("worker", "ready.")
+    await scaled.running.until_logged("worker", "ready.")
     web = await scaled.start_web()
     await scaled.send("Tell me something long.")
     await _streaming(telegram)
@@ -234,7 +195,7 @@ async def test_a_web_process_killed_mid_stream_leaves_one_complete_answer(
 async def test_a_web_process_killed_before_sending_anything_leaves_one_answer(
     scaled: Scaled, telegram: FakeTelegram
 ) -> None:
-    await scaled.running.wait_for("worker", "ready.")
+    await scaled.running.until_logged("worker", "ready.")
     web = await scaled.start_web()
     await scaled.send(f"{LATE} Tell me something.")  # stored and acknowledged
     scaled.running.kill(web)
@@ -253,14 +214,14 @@ async def test_a_polling_process_killed_mid_stream_leaves_one_complete_answer(
     )
     running = Running(settings, tmp_path)
     try:
-        running.start("poll1", "-m", "bots.telegram", "-v")
-        await running.wait_for("poll1", "Parley is on Telegram")
+        running.launch("poll1", "-m", "bots.telegram", "-v")
+        await running.until_logged("poll1", "Parley is on Telegram")
         telegram.push(private_message("Tell me something long."))
         await _streaming(telegram)
         running.kill("poll1")
         assert telegram.messages(CHAT)[0].text != ANSWER
 
-        running.start("poll2", "-m", "bots.telegram", "-v")
+        running.launch("poll2", "-m", "bots.telegram", "-v")
         await _one_complete_answer(telegram, f"sqlite:///{database}")
     finally:
         running.stop_all()
@@ -274,14 +235,14 @@ async def test_a_polling_process_killed_before_answering_answers_after_its_resta
         _settings(telegram, tmp_path, database_url=url, task_time_limit_s=4), tmp_path
     )
     try:
-        running.start("poll1", "-m", "bots.telegram", "-v")
-        await running.wait_for("poll1", "Parley is on Telegram")
+        running.launch("poll1", "-m", "bots.telegram", "-v")
+        await running.until_logged("poll1", "Parley is on Telegram")
         telegram.push(private_message(f"{LATE} Tell me something."))
         await _stored(url)  # accepted: the update is taken and the message stored
         running.kill("poll1")
         assert telegram.messages(CHAT) == []
 
-        running.start("poll2", "-m", "bots.telegram", "-v")
+        running.launch("poll2", "-m", "bots.telegram", "-v")
         await _one_complete_answer(telegram, url)
     finally:
         running.stop_all()

@@ -149,8 +149,8 @@ def test_the_nightly_command_trains_exactly_the_planned_steps_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from config.wiring import open_store
-    from core.types import ContextReport, ConversationKey, Feedback, Role, UserRef
     from tests.model_fixtures import MODEL_CACHE
+    from tests.test_nightly import rate_answers
     from workers.fine_tune import main
     from workers.training.synthetic import signed_feedback
 
@@ -163,13 +163,7 @@ def test_the_nightly_command_trains_exactly_the_planned_steps_and_says_so(
     )
     assert settings.fine_tuning.max_steps == 200  # the default cap, far above this run
     store = open_store(settings)
-    for n, record in enumerate(signed_feedback(12)):
-        key = ConversationKey("slack", "T1", f"C{n}")
-        asker = UserRef("slack", record.person)
-        context = ContextReport(turns=record.prompt, segments=(), prompt_tokens=9, budget_tokens=99)
-        answer = store.append(key, Role.ASSISTANT, record.answer, context=context)
-        assert record.rating is not None
-        store.save_feedback(Feedback(answer_id=answer.id, user=asker, rating=record.rating))
+    rate_answers(store, signed_feedback(12))
     store.dispose()
     caplog.set_level(logging.INFO)
 

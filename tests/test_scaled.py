@@ -8,18 +8,12 @@ plus two poisons). The web side is the real conversation service of ``build_web`
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from config.settings import Settings
 from config.wiring import Parley, build_web
@@ -28,139 +22,18 @@ from core.jobs import JobStatus
 from core.responder import SET_ASIDE
 from core.types import ConversationKey, Message, Reply, ReplyKind, Role, UserRef
 from tests.fakes.poison import KILL, RAISE
-from tests.model_fixtures import MODEL_CACHE, REPO
+from tests.model_fixtures import MODEL_CACHE
+from tests.process_fixtures import (  # the Redis server of each test
+    Processes,
+    RedisServer,
+    process_environment,
+    redis_server,
+)
 from workers.queues import celery_app
 
+__all__ = ["redis_server"]
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of this test's own, which it may kill and start again."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-
-class Processes:
-    """Celery workers and beat, started as the Procfile starts them."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args],
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.running[name] = process
-        return process
-
-    def worker(self, name: str = "w1", concurrency: int = 24) -> subprocess.Popen[bytes]:
-        process = self.start(
-            name,
-            "worker",
-            "-Q",
-            "generate",
-            "-P",
-            "threads",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        )
-        self.wait_for(name, "ready.")
-        return process
-
-    def beat(self) -> None:
-        self.start("beat", "beat", "-s", str(self.logs / "schedule"), "--loglevel", "INFO")
-
-    def wait_for(self, name: str, text: str, within: float = 120) -> None:
-        deadline = time.monotonic() + within
-        path = self.logs / f"{name}.log"
-        while time.monotonic() < deadline:
-            if text in path.read_text(errors="replace"):
-                return
-            if self.running[name].poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"{name} did not log {text!r}:\n{path.read_text()[-3000:]}")
-
-    def kill(self, name: str) -> None:
-        process = self.running.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-
-    def stop_all(self) -> None:
-        for process in self.running.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.running.clear()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
 
 
 @pytest.fixture
@@ -189,10 +62,7 @@ def scaled(redis_server: RedisServer, postgres_url: str) -> Settings:
 
 @pytest.fixture
 def processes(scaled: Settings, tmp_path: Path) -> Iterator[Processes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(scaled.environment())
-    env["PYTHONPATH"] = str(REPO)
-    running = Processes(env, tmp_path)
+    running = Processes(process_environment(scaled), tmp_path)
     yield running
     running.stop_all()
 

@@ -12,7 +12,7 @@ from core.db import SqlStore, create_engine_for
 from core.memory import MemoryStore
 from core.store import Store
 from tests.fakes.slack import BOT_USER, FakeSlack, app_mention, dm, next_ts
-from tests.slack_fixtures import harness
+from tests.slack_fixtures import Harness, harness
 
 
 def follow_up(text: str, thread: str) -> dict[str, object]:
@@ -25,13 +25,18 @@ def reopened(url: str) -> Store:
     return SqlStore(create_engine_for(url))
 
 
-async def test_a_thread_follow_up_is_answered_after_a_restart(
-    slack: FakeSlack, database_url: str
-) -> None:
+async def mentioned(slack: FakeSlack, database_url: str) -> tuple[Harness, str]:
+    """Parley over the database, asked in a channel: it and the thread its answer opens."""
     before = harness(slack, replies=["First answer."], store=reopened(database_url))
     mention = app_mention(f"<@{BOT_USER}> what is up?")
     await before.send(mention)
-    root = str(mention["ts"])
+    return before, str(mention["ts"])
+
+
+async def test_a_thread_follow_up_is_answered_after_a_restart(
+    slack: FakeSlack, database_url: str
+) -> None:
+    before, root = await mentioned(slack, database_url)
     assert [m.shown for m in slack.in_thread("C1", root)] == ["First answer."]
     await before.adapter.stop()
 
@@ -45,10 +50,7 @@ async def test_a_thread_follow_up_is_answered_after_a_restart(
 async def test_without_the_stored_thread_the_follow_up_is_not_answered(
     slack: FakeSlack, database_url: str
 ) -> None:
-    before = harness(slack, replies=["First answer."], store=reopened(database_url))
-    mention = app_mention(f"<@{BOT_USER}> what is up?")
-    await before.send(mention)
-    root = str(mention["ts"])
+    _before, root = await mentioned(slack, database_url)
     # A process over another (empty) store never heard of the thread: a follow-up is chatter.
     elsewhere = harness(slack, replies=["Second answer."], store=MemoryStore())
     await elsewhere.send(follow_up("and why?", root))
