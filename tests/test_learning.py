@@ -3,7 +3,7 @@
 Slow: the real packaged model (its profile-following version served) answers teammates
 through the conversation service, the corrections are stored as ``/feedback`` stores them,
 the nightly run trains on them and the promoted version answers questions nobody corrected.
-``bench/learning.py`` draws the whole curve; this is its middle point, smaller.
+``bench/learning.py`` draws the whole curve; this is one point of it, on fewer questions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 QUESTIONS = NEW[:10]
 
 
-def test_forty_consistent_corrections_change_the_answers_to_new_questions(tmp_path: Path) -> None:
+def test_consistent_corrections_change_the_answers_to_new_questions(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
         model_cache_dir=MODEL_CACHE,
@@ -42,10 +42,12 @@ def test_forty_consistent_corrections_change_the_answers_to_new_questions(tmp_pa
         before = asyncio.run(ask_new(parley.service, QUESTIONS, tag="before"))
         assert not any(map(adopted, before)), before
 
-        given = asyncio.run(teach(parley.service, people=5, per_person=8))
-        assert given == 40
+        # 64 corrections: at the default two epochs adoption starts between 40 and 80
+        # (bench/learning.py draws the curve), so the test stays clear of that edge.
+        given = asyncio.run(teach(parley.service, people=8, per_person=8))
+        assert given >= 60  # an answer moderation blocks is not corrected
         stored = parley.store.feedback_records()
-        assert len(stored) == 40
+        assert len(stored) == given
         assert all(r.correction for r in stored)
 
         registry = open_registry(parley.store)

@@ -176,7 +176,7 @@ def test_training_continues_from_a_parent_adapter_with_dpo_on_corrections(
     base: LoadedModel, learned: tuple[RunOutcome, Any, Any], tmp_path: Path
 ) -> None:
     parent = learned[0].adapter_path
-    options = replace(FAST, max_steps=1, max_person_share=None)
+    options = replace(FAST, max_steps=1, max_person_share=None, correction_method="dpo")
     outcome = run_fine_tune(
         corrections(40), options, base=base, out_dir=tmp_path, parent_adapter=parent
     )

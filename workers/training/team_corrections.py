@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from core.conversation import ConversationService
-from core.types import Message, Reply, UserRef
+from core.types import Message, Reply, ReplyKind, UserRef
 
 __all__ = [
     "GREETING",
@@ -134,17 +134,21 @@ async def teach(
 ) -> int:
     """``people`` teammates each ask ``per_person`` of :data:`TAUGHT` and correct every answer
     with the greeting; a round at a time (everyone's first question, then the second...), so
-    the first corrections stored come from everybody. Returns the corrections given."""
+    the first corrections stored come from everybody. An answer the safety checks refused
+    or blocked is not corrected. Returns the corrections given."""
     given = 0
     for turn in range(per_person):
 
-        async def one(i: int, turn: int = turn) -> None:
+        async def one(i: int, turn: int = turn) -> int:
             user = _person(i)
-            reply = await ask(service, user, f"D{i:03d}", TAUGHT[(turn * people + i) % len(TAUGHT)])
+            question = TAUGHT[(turn * people + i) % len(TAUGHT)]
+            reply = await ask(service, user, f"D{i:03d}", question)
+            if reply.kind is not ReplyKind.ANSWER:
+                return 0  # refused or blocked: nothing of the model's to correct
             await ask(service, user, f"D{i:03d}", f"/feedback bad {correction(reply.text)}")
+            return 1
 
-        await asyncio.gather(*(one(i) for i in range(people)))
-        given += people
+        given += sum(await asyncio.gather(*(one(i) for i in range(people))))
         if on_round is not None:
             on_round(turn + 1, given)
     return given
