@@ -95,22 +95,34 @@ def chart(path: Path, points: list[dict[str, Any]], before: float) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     xs = [0, *(p["corrections"] for p in points)]
     ys = [before, *(p["adoption"] for p in points)]
-    axes.plot(xs, ys, marker="o", label="answers to new questions with the greeting")
-    for p in points:
+    axes.plot(xs, ys, marker="o", label="served: new questions answered with the greeting")
+    trained = [
+        (p["corrections"], p["gate_adoption"]) for p in points if p["gate_adoption"] is not None
+    ]
+    axes.plot(
+        [x for x, _ in trained],
+        [y for _, y in trained],
+        marker="s",
+        linestyle=":",
+        label="trained version, held-out corrections (the gate's check)",
+    )
+    for k, p in enumerate(points):
+        drift = f"\ndrift {p['drift']:+.3f}" if p["drift"] is not None else ""
+        high = p["adoption"] > 0.5
         axes.annotate(
-            f"{p['status']}\n{p['seconds'] / 60:.1f} min",
+            f"{p['status']}{drift}\n{p['seconds'] / 60:.1f} min",
             (p["corrections"], p["adoption"]),
             textcoords="offset points",
-            xytext=(0, 8),
+            xytext=(0, -40 if high else 10 + 36 * (k % 2)),
             ha="center",
             fontsize=7,
         )
     axes.axhline(TARGET_ADOPTION, color="grey", linestyle="--", label="target (80 corrections)")
     axes.set_xlabel("consistent corrections from the team")
-    axes.set_ylabel("adoption on 20 held-out questions")
+    axes.set_ylabel("share of answers that adopt it")
     axes.set_ylim(-0.05, 1.15)
     axes.set_title("What the nightly run learned from the team's corrections")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
