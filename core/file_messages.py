@@ -58,8 +58,14 @@ class FileMessages:
         self._media = media
         self._safety = safety
         self._max_chars = max_chars
-        self._learn = learn
-        self._sentiment = sentiment
+        self._files = StoredFiles(
+            store=store,
+            media=media,
+            safety=safety,
+            max_chars=max_chars,
+            learn=learn,
+            sentiment=sentiment,
+        )
         self._spell = spell
         self._accept_text = accept_text
         self._replies = replies
@@ -136,14 +142,7 @@ class FileMessages:
 
         The intake's lease is renewed meanwhile, so that no other process takes it over.
         """
-        files = StoredFiles(
-            store=self._store,
-            media=self._media,
-            safety=self._safety,
-            max_chars=self._max_chars,
-            learn=self._learn,
-            sentiment=self._sentiment,
-        )
+        files = self._files
         renewing = asyncio.ensure_future(files.renew(message_id))
         try:
             intake = await asyncio.to_thread(self._store.intake, message_id)
