@@ -8,9 +8,9 @@ from typing import Any
 
 from core.feedback_data import FeedbackRecord
 from core.types import ChatTurn, Rating, Role
+from tests.test_training_data import FIGURES
 from workers.training import TrainingOptions, build_dataset
 from workers.training.adoption import adopts, edit_words
-from workers.training.evaluate import Figures
 from workers.training.fitting import fit_dataset, fit_prompt
 from workers.training.gate import decide
 from workers.training.regression import regression_set
@@ -119,20 +119,7 @@ def test_an_answer_adopts_a_correction_when_it_carries_what_the_correction_added
     assert not set(TAUGHT) & set(NEW)
 
 
-BEFORE = Figures(
-    preference_accuracy=0.5,
-    reward_margin=0.0,
-    pair_accuracy=0.5,
-    pairs=20,
-    liked=20,
-    disliked=20,
-    correction_loss=2.0,
-    corrections=20,
-    regression_nll=4.0,
-    regression_items=16,
-    adoption=0.0,
-    adoption_items=20,
-)
+BEFORE = replace(FIGURES, correction_loss=2.0, corrections=20, adoption=0.0, adoption_items=20)
 
 
 def test_the_gate_refuses_a_run_whose_answers_did_not_move_toward_the_corrections() -> None:
