@@ -58,8 +58,12 @@ def test_a_lock_is_held_once_until_released_or_expired(limiter: Limiter) -> None
     assert limiter.delete(["busy", "missing"]) == 1
 
 
-def _hammer(prefix: str, kind: str, tries: int, start: float) -> int:
-    """In a separate process: try ``tries`` messages (places in the queue, turns) as one person."""
+def _hammer(prefix: str, kind: str, tries: int, start: float, process: str) -> int:
+    """In a separate process: try ``tries`` messages (places in the queue, turns) as one person.
+
+    Each message is in its own chat, and no chat is shared with the other process: the turn
+    passes between messages of one chat, so a shared chat would hold it in both processes.
+    """
     client = redis.Redis.from_url(REDIS_URL)
     limits = Limits(
         RedisLimiter(client, prefix=prefix),
@@ -70,7 +74,7 @@ def _hammer(prefix: str, kind: str, tries: int, start: float) -> int:
         time.sleep(0.001)
     if kind == "rate":
         return sum(limits.admit(message) is None for _ in range(tries))
-    chats = [make_message("hi", chat=f"chat-{n}").key for n in range(tries)]  # all different
+    chats = [make_message("hi", chat=f"chat-{process}-{n}").key for n in range(tries)]
     tickets = [t for t in (limits.queue(message.user, chat) for chat in chats) if t]
     if kind == "queue":
         return len(tickets)
@@ -83,7 +87,7 @@ def test_two_processes_share_the_limits_through_redis(redis_client: redis.Redis,
     start = time.time() + 1.5  # both processes are up and go at once
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
-        counts = pool.starmap(_hammer, [(prefix, kind, 40, start)] * 2)
+        counts = pool.starmap(_hammer, [(prefix, kind, 40, start, p) for p in ("a", "b")])
     if kind == "rate":
         assert sum(counts) == 25, counts  # of 80 tries, exactly the limit got through
     elif kind == "queue":
