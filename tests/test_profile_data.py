@@ -200,3 +200,26 @@ def test_the_style_stage_contrasts_length_and_tone_without_leaks(settings: Setti
     ]
     assert formal
     assert not any(re.search(r"\b\w+'(m|re|s|ve|ll|d|t)\b", answer) for answer in formal)
+
+
+def test_the_length_stage_ends_short_answers_after_their_core(settings: Settings) -> None:
+    from workers.training.profile_length import length_rows
+
+    rows = length_rows(settings, WordTokenCounter(), people=40, chitchat_share=0.1, seed=2)
+    terms = eval_terms()
+    assert all(mentions(_text(row), terms) is None for row in rows)
+    cores = {topic.question: topic.core for topic in TRAIN.topics}
+    answers: dict[str, list[tuple[str, str]]] = {"short": [], "detailed": []}
+    for row in rows:
+        if row["kind"] == "length":
+            which = (
+                "short" if "Keep your answers short" in row["prompt"][0]["content"] else "detailed"
+            )
+            answers[which].append((row["prompt"][-1]["content"], row["completion"][0]["content"]))
+    assert len(answers["short"]) == len(answers["detailed"]) == 80  # two questions per person
+    assert all(answer == cores[question] for question, answer in answers["short"])
+    for question, answer in answers["detailed"]:
+        assert answer.startswith(cores[question])
+        assert len(cores[question].split()) * 2 <= len(answer.split())
+        assert "Here are some more details" not in answer
+    assert {"tone", "name", "chitchat"} <= {row["kind"] for row in rows}

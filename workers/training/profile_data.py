@@ -285,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-people", type=int, default=40, help="held-out personas")
     parser.add_argument(
         "--stage",
-        choices=("base", "style"),
+        choices=("base", "style", "length"),
         default="base",
-        help="base: the first training's mix; style: the second's (see style_rows)",
+        help="base: the first training's mix; style: the second's (see style_rows); "
+        "length: the third's (see workers.training.profile_length)",
     )
     args = parser.parse_args(argv)
 
@@ -295,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     tokens = load_tokenizer(settings)
-    make = build_rows if args.stage == "base" else style_rows
+    from workers.training.profile_length import length_rows
+
+    make = {"base": build_rows, "style": style_rows, "length": length_rows}[args.stage]
     rows = make(
         settings, tokens, people=args.people, chitchat_share=args.chitchat_share, seed=args.seed
     )
