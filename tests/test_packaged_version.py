@@ -102,3 +102,21 @@ def test_another_base_model_gets_no_packaged_version(tmp_path: Path) -> None:
     other = "HuggingFaceTB/SmolLM2-360M-Instruct"
     assert ensure_packaged_version(registry, _settings(tmp_path, model=other)) is None
     assert registry.versions() == []
+
+
+def test_an_upgrade_serves_the_new_shipped_version_where_the_old_one_was_served(
+    tmp_path: Path,
+) -> None:
+    from core.registry import AdapterVersion
+
+    registry = MemoryRegistry()
+    registry.add(AdapterVersion(id="packaged-profile-v1", base_model="x", path=str(tmp_path)))
+    registry.promote("packaged-profile-v1", "packaged: served from first start")
+    version = ensure_packaged_version(registry, _settings(tmp_path))
+    assert version is not None
+    served = registry.serving()
+    assert served is not None
+    assert served.id == PACKAGED_VERSION_ID != "packaged-profile-v1"
+    # Switched off: no shipped version is served, neither the new one nor the one before.
+    ensure_packaged_version(registry, _settings(tmp_path, profile_version=False))
+    assert registry.serving() is None

@@ -6,7 +6,10 @@
 :func:`ensure_packaged_version` copies it into the adapters folder and records it in the
 registry as the served version, once: the nightly runs then continue from it, ``/admin
 versions`` lists it, and ``/admin rollback`` goes back to the plain base model. Later
-starts change nothing, so an operator's rollback or promotion stands.
+starts change nothing, so an operator's rollback or promotion stands. A newer shipped
+version (a new id) is registered at the first start after an upgrade, and served only
+where the deployment served an earlier shipped version (a nightly version trained since
+stays served; ``/admin promote`` switches by hand).
 
 ``PARLEY_PROFILE_VERSION=false`` switches it off: it is not registered, and if it is being
 served it is rolled back (to the version served before it, or the base model).
@@ -29,8 +32,10 @@ __all__ = ["PACKAGED_VERSION_ID", "ensure_packaged_version", "packaged_folder"]
 
 log = logging.getLogger(__name__)
 
-PACKAGED_VERSION_ID = "packaged-profile-v1"
+PACKAGED_VERSION_ID = "packaged-profile-v2"
 """The registry id of the shipped version (a new training gets a new id)."""
+_EARLIER_IDS = ("packaged-profile-v1",)
+"""Versions shipped before: a deployment that serves one of them moves to the new one."""
 _FILES = ("adapter_config.json", "adapter_model.safetensors", "parley_run.json", "report.png")
 
 
@@ -59,10 +64,13 @@ def ensure_packaged_version(
     """
     source = folder or packaged_folder()
     if not settings.fine_tuning.profile_version:
-        serving = registry.serving()
-        if serving is not None and serving.id == PACKAGED_VERSION_ID:
+        shipped = (PACKAGED_VERSION_ID, *_EARLIER_IDS)
+        for _ in shipped:  # an upgraded deployment rolls back past each shipped version
+            serving = registry.serving()
+            if serving is None or serving.id not in shipped:
+                break
             registry.rollback("PARLEY_PROFILE_VERSION is off")
-            log.info("The packaged profile version is switched off: rolled back")
+            log.info("The packaged profile version %s is switched off: rolled back", serving.id)
         return None
     if not (source / "adapter_config.json").is_file() or _registered(registry):
         return None  # nothing shipped, or registered at an earlier start
@@ -103,7 +111,10 @@ def ensure_packaged_version(
         if _registered(registry):  # another process starting beside this one was first
             return None
         raise
-    if registry.serving() is None:
+    serving = registry.serving()
+    if serving is None:
         version = registry.promote(PACKAGED_VERSION_ID, "packaged: served from first start")
+    elif serving.id in _EARLIER_IDS:
+        version = registry.promote(PACKAGED_VERSION_ID, f"packaged: replaces {serving.id}")
     log.info("Registered the packaged profile version %s (%s)", version.id, version.status)
     return version
