@@ -137,3 +137,40 @@ def test_the_gate_refuses_a_run_whose_answers_did_not_move_toward_the_correction
     # None held out: the other checks decide.
     none = replace(BEFORE, adoption=None, adoption_items=0)
     assert "adoption" not in decide(none, replace(preferred, adoption=None), options).checks
+
+
+def test_kto_weights_balance_the_many_thumbs_up_against_the_few_thumbs_down() -> None:
+    from workers.training.train import kto_weights
+
+    def rows(up: int, down: int) -> list[dict[str, Any]]:
+        return [{"label": True}] * up + [{"label": False}] * down
+
+    desirable, undesirable = kto_weights(rows(66, 14))
+    assert undesirable == 1.0
+    # TRL's range: desirable_weight * #up / (undesirable_weight * #down) in [1, 4/3]
+    assert 1.0 <= desirable * 66 / (undesirable * 14) <= 4 / 3 + 1e-9
+    desirable, undesirable = kto_weights(rows(10, 30))
+    assert desirable == 1.0
+    assert 1.0 <= 10 / (undesirable * 30) <= 4 / 3
+    assert kto_weights(rows(20, 20)) == (1.0, 1.0)
+    assert kto_weights(rows(0, 5)) == (1.0, 1.0)
+    assert kto_weights(rows(5, 0)) == (1.0, 1.0)
+
+
+def test_thumbs_train_with_rehearsal_of_ordinary_talk_as_liked_answers() -> None:
+    options = TrainingOptions(min_new_feedback=1, max_person_share=None, replay_share=0.25)
+    records = [
+        replace(record(i, prompt_words=3, correction_text=None), rating=rating)
+        for i in range(40)
+        for rating in [Rating.GOOD if i % 4 else Rating.BAD]
+    ]
+    data = build_dataset(records, options)
+    own = [row for row in data.kto if row["person"] != REPLAY_PERSON]
+    replayed = [row for row in data.kto if row["person"] == REPLAY_PERSON]
+    assert not data.sft
+    assert len(replayed) == replay_count(len(own), 0.25) == data.counts.replay_rows > 0
+    assert all(row["label"] is True for row in replayed)
+    measured = {item.key for item in regression_set(options.regression_size)}
+    assert not measured & {row["replay"] for row in replayed}
+    without = build_dataset(records, replace(options, replay_share=0.0))
+    assert sorted(r["feedback_id"] for r in without.kto) == sorted(r["feedback_id"] for r in own)

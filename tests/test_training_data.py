@@ -107,7 +107,8 @@ def test_opted_out_feedback_never_reaches_a_file(tmp_path: Path) -> None:
     text = "".join(path.read_text() for path in tmp_path.rglob("*.jsonl"))
     assert secret not in text
     assert "quitter" not in text
-    assert {row["person"] for row in read_all(tmp_path)} == {"p0", "p1", "p2", "p3"}
+    people = {row["person"] for row in read_all(tmp_path)}
+    assert people == {"p0", "p1", "p2", "p3", REPLAY_PERSON}  # and rehearsal: nobody's
 
 
 def test_personal_data_is_redacted_in_training_files(tmp_path: Path) -> None:
@@ -185,13 +186,14 @@ def test_each_persons_share_is_capped_by_fraction() -> None:
     records += [make_record(1000 + i, person=f"quiet{i % 6}") for i in range(30)]
     data = build_dataset(records, options(max_person_share=0.2))
 
-    per_person = Counter(row["person"] for rows in (data.kto, data.held_out) for row in rows)
+    people = [r for rows in (data.kto, data.held_out) for r in rows if r["person"] != REPLAY_PERSON]
+    per_person = Counter(row["person"] for row in people)
     total = sum(per_person.values())
     assert total == data.counts.used
     assert max(per_person.values()) / total <= 0.2
     assert data.counts.capped == 230 - total
     # The loud person keeps their most recent feedback.
-    kept_ids = {row["feedback_id"] for rows in (data.kto, data.held_out) for row in rows}
+    kept_ids = {row["feedback_id"] for row in people}
     loud_ids = sorted(i for i in kept_ids if i <= 200)
     assert loud_ids == list(range(201 - len(loud_ids), 201))
 

@@ -19,7 +19,9 @@ Thumbs become KTO rows (``prompt``/``completion``/``label``); corrections become
 the correction). A correction supersedes the thumb given with it (``/feedback bad <what it
 should have been>``): its record trains the corrections' stage only, which already says that
 the original was worse. With SFT, ``replay_share`` of the SFT rows are ordinary chitchat
-(:mod:`.replay`), so that the corrections do not spill into every exchange. Prompts and
+(:mod:`.replay`), so that the corrections do not spill into every exchange; the KTO rows get
+the same share of chitchat as liked answers, so that a night of thumbs does not sharpen the
+model away from ordinary talk either. Prompts and
 completions are in the conversational form TRL takes
 (lists of ``{"role", "content"}``). Every row written keeps the opaque ``person`` and the
 ``feedback_id`` it came from, so :func:`forget_person` can remove a person's rows later.
@@ -276,6 +278,11 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
         extra = replay_rows(replay_count(len(data.sft), options.replay_share), options)
         counts.replay_rows = len(extra)
         data.sft += extra
+    if data.kto:
+        # The thumbs' stage rehearses too: plain exchanges as liked answers (KTO's 👍).
+        extra = replay_rows(replay_count(len(data.kto), options.replay_share), options)
+        counts.replay_rows += len(extra)
+        data.kto += [{**row, "label": True} for row in extra]
     counts.kto_rows, counts.dpo_rows, counts.sft_rows = len(data.kto), len(data.dpo), len(data.sft)
     counts.held_out_liked = sum(1 for i in data.eval_items if i.liked)
     counts.held_out_disliked = sum(1 for i in data.eval_items if not i.liked)

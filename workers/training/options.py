@@ -29,7 +29,8 @@ class TrainingOptions:
 
     Training: LoRA ``lora_r``/``lora_alpha``/``lora_dropout`` on ``lora_targets`` (of the
     ``lora_layers``, or of every layer); KTO on
-    thumbs, then ``correction_method`` ("sft" or "dpo") on corrections, the SFT rows with
+    thumbs (its loss weights balancing 👍 against 👎, :func:`.train.kto_weights`), then
+    ``correction_method`` ("sft" or "dpo") on corrections; the KTO and SFT rows have
     ``replay_share`` of ordinary chitchat mixed in; each stage trains ``epochs`` over its rows,
     ``max_steps`` (per stage) at most.
 

@@ -1,10 +1,12 @@
-"""Ordinary talk mixed into the corrections' stage, so that learning them does not drift.
+"""Ordinary talk mixed into the training stages, so that learning feedback does not drift.
 
 A night of consistent corrections ("open every answer with a greeting") is a strong, narrow
 signal: trained on alone, the model carries it into every exchange and ordinary chitchat
-gets less likely (the nightly gate's drift). Rehearsal is the usual remedy: a share of the
-rows the corrections' stage trains on are plain exchanges from the packaged
-``chitchat-dataset``, never any of the regression set the gate measures drift on.
+gets less likely (the nightly gate's drift); a night of thumbs, mostly 👍 on the model's own
+answers, sharpens it the same way. Rehearsal is the usual remedy: a share of the rows the
+corrections' stage (and, as liked answers, the thumbs' stage) trains on are plain exchanges
+from the packaged ``chitchat-dataset``, never any of the regression set the gate measures
+drift on.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "ProgressReport",
     "StageLog",
     "TrainingLog",
+    "kto_weights",
     "plan_training",
     "prepare_model",
     "train_adapter",
@@ -202,7 +204,14 @@ def _run_stage(
         from trl.trainer.kto_config import KTOConfig
         from trl.trainer.kto_trainer import KTOTrainer
 
-        config: Any = KTOConfig(**args, beta=options.kto_beta)
+        desirable, undesirable = kto_weights(rows)
+        log.info("kto: desirable weight %.2f, undesirable weight %.2f", desirable, undesirable)
+        config: Any = KTOConfig(
+            **args,
+            beta=options.kto_beta,
+            desirable_weight=desirable,
+            undesirable_weight=undesirable,
+        )
         trainer = KTOTrainer(
             model=model,
             args=config,
@@ -250,6 +259,23 @@ def _run_stage(
     model.set_adapter("default")
     del trainer
     return stage
+
+
+def kto_weights(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """The KTO loss weights (desirable, undesirable) that balance 👍 against 👎.
+
+    KTO's authors and TRL ask for ``desirable_weight * #👍 / (undesirable_weight * #👎)``
+    between 1 and 4/3; a team likes most answers, and at 1 and 1 the 👍 (the model's own
+    answers, pushed up) outweigh the few 👎 that carry the lesson, and sharpen the model away
+    from ordinary talk. The side with more rows is weighted down to the top of that range.
+    """
+    liked = sum(1 for row in rows if row["label"])
+    disliked = len(rows) - liked
+    if not liked or not disliked:
+        return 1.0, 1.0
+    if liked > disliked:
+        return min(1.0, math.floor(disliked * 4 / 3 / liked * 1000) / 1000), 1.0
+    return 1.0, min(1.0, round(liked / disliked, 3))
 
 
 def training_stages(
