@@ -16,7 +16,8 @@ model and its profile-following version served, greedy answers):
 3. Thumbs only (``--thumbs``): other teammates ask and press 👎 on answers that open with
    filler ("Sure thing!", "Good question.") and 👍 on the rest; the next night (in the last
    point's folder, so it reads only this feedback) trains on them, and the share of new
-   answers that open with filler should fall.
+   answers that open with filler should fall. When the gate refuses that version, the share
+   is also measured with it served (once, then the version before is served again).
 
 Printed: adoption before and after each point, the gate's verdict, the chitchat drift and
 each run's wall time, against the targets (80 corrections: adoption >= 0.6 from 0, drift
@@ -191,12 +192,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             night = f"n{args.curve[-1]}"
             outcome, seconds = _night(parley, settings, registry, base, night, utcnow())
             after_filler, _ = await _served_share(parley, filler, "ta")
+            trained_filler = None
+            if outcome.status != "promoted" and outcome.version_id is not None:
+                # What the gate refused: served for this one measurement, then put back.
+                served = registry.serving()
+                registry.promote(outcome.version_id, "benchmark: measure the refused version")
+                trained_filler, _ = await _served_share(parley, filler, "tr")
+                if served is not None:
+                    registry.promote(served.id, "benchmark: back to the version before")
+                else:
+                    registry.rollback("benchmark: back to the base model")
+                parley.watcher.check()  # type: ignore[union-attr]
             payload["thumbs"] = {
                 "good": good,
                 "bad": bad,
                 "status": outcome.status,
                 "filler_before": base_filler,
                 "filler_after": after_filler,
+                "filler_trained": trained_filler,
                 "seconds": seconds,
                 "reason": outcome.reason,
             }
@@ -205,6 +218,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"answers opening with filler {base_filler:.2f} -> {after_filler:.2f}, "
                 f"run {seconds / 60:.1f} min",
             )
+            if trained_filler is not None:
+                row("  the version the gate refused", f"filler {trained_filler:.2f}")
+                row("  why", outcome.reason)
     finally:
         parley.close()
     payload["before"] = before

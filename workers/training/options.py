@@ -61,7 +61,7 @@ class TrainingOptions:
     kto_beta: float = 0.1
     correction_method: Literal["dpo", "sft"] = "sft"
     dpo_beta: float = 0.1
-    replay_share: float = 0.25
+    replay_share: float = 0.4
     # Data
     min_new_feedback: int = 50
     held_out_fraction: float = 0.2
