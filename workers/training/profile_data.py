@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +43,10 @@ from config.settings import Settings
 from core.generator import TokenCounter
 from core.types import UserProfile
 from workers.training.profile_eval_pool import EVAL
+from workers.training.profile_leaks import canary as _canary
+from workers.training.profile_leaks import chitchat as _chitchat
+from workers.training.profile_leaks import eval_terms, mentions
+from workers.training.profile_length import length_rows
 from workers.training.profile_persona import Persona, personas
 from workers.training.profile_phrasings import PARLEY_ANSWERS, UPSET_ANSWERS, UPSET_HELP
 from workers.training.profile_pools import Pools
@@ -68,39 +71,6 @@ __all__ = [
     "prompt_for",
     "style_rows",
 ]
-
-
-def _canary(rng: random.Random) -> str:
-    return "PX-" + "".join(rng.choice("0123456789ABCDEF") for _ in range(12))
-
-
-def _chitchat(exclude: set[str]) -> list[tuple[str, str, str]]:
-    from workers.training.regression import _exchanges
-
-    return [e for e in _exchanges() if e[0] not in exclude]
-
-
-def eval_terms(pools: Pools = EVAL) -> list[str]:
-    """The words of an evaluation pool that no training row may contain."""
-    return [
-        *pools.names,
-        *pools.places,
-        *(job.split(" ", 1)[1] for job in pools.jobs),
-        *(pet for _, pet in pools.pets),
-        *(hobby for hobby, _, _ in pools.hobbies),
-        *(diet for diet, _, _ in pools.diets),
-        *(topic.question for topic in pools.topics),
-        *pools.parley_questions,
-        *pools.upset,
-    ]
-
-
-def mentions(text: str, terms: Sequence[str]) -> str | None:
-    """The first of ``terms`` in ``text`` (whole words, any case), or ``None``."""
-    for term in terms:
-        if re.search(rf"\b{re.escape(term)}\b", text, re.I):
-            return term
-    return None
 
 
 def build_rows(
@@ -296,8 +266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     tokens = load_tokenizer(settings)
-    from workers.training.profile_length import length_rows
-
     make = {"base": build_rows, "style": style_rows, "length": length_rows}[args.stage]
     rows = make(
         settings, tokens, people=args.people, chitchat_share=args.chitchat_share, seed=args.seed

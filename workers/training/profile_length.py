@@ -20,6 +20,9 @@ from typing import Any
 from config.settings import Settings
 from core.generator import TokenCounter
 from core.types import UserProfile
+from workers.training.profile_leaks import canary as _canary
+from workers.training.profile_leaks import chitchat as _chitchat
+from workers.training.profile_leaks import eval_terms, mentions
 from workers.training.profile_persona import personas
 from workers.training.profile_pools import Topic
 from workers.training.profile_probe import Probe, answer_topic, examples
@@ -57,7 +60,6 @@ def length_rows(
     settings: Settings, tokens: TokenCounter, *, people: int, chitchat_share: float, seed: int
 ) -> list[dict[str, Any]]:
     """The rows of the module docstring, shuffled."""
-    from workers.training.profile_data import _canary, _chitchat, eval_terms, mentions
     from workers.training.regression import regression_set
 
     rng = random.Random(seed)

@@ -1,0 +1,50 @@
+"""What keeps the profile data honest: no evaluation word in training, served-form canaries.
+
+Shared by the stages of :mod:`.profile_data` and :mod:`.profile_length`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from workers.training.profile_eval_pool import EVAL
+from workers.training.profile_pools import Pools
+
+__all__ = ["canary", "chitchat", "eval_terms", "mentions"]
+
+
+def canary(rng: random.Random) -> str:
+    """A prompt-guard canary of the served form, as each serving process plants its own."""
+    return "PX-" + "".join(rng.choice("0123456789ABCDEF") for _ in range(12))
+
+
+def chitchat(exclude: set[str]) -> list[tuple[str, str, str]]:
+    """The packaged chitchat exchanges (key, said, reply) but those keyed in ``exclude``."""
+    from workers.training.regression import _exchanges
+
+    return [e for e in _exchanges() if e[0] not in exclude]
+
+
+def eval_terms(pools: Pools = EVAL) -> list[str]:
+    """The words of an evaluation pool that no training row may contain."""
+    return [
+        *pools.names,
+        *pools.places,
+        *(job.split(" ", 1)[1] for job in pools.jobs),
+        *(pet for _, pet in pools.pets),
+        *(hobby for hobby, _, _ in pools.hobbies),
+        *(diet for diet, _, _ in pools.diets),
+        *(topic.question for topic in pools.topics),
+        *pools.parley_questions,
+        *pools.upset,
+    ]
+
+
+def mentions(text: str, terms: Sequence[str]) -> str | None:
+    """The first of ``terms`` in ``text`` (whole words, any case), or ``None``."""
+    for term in terms:
+        if re.search(rf"\b{re.escape(term)}\b", text, re.I):
+            return term
+    return None
