@@ -83,7 +83,9 @@ def test_every_row_and_held_out_item_is_fitted_so_the_completion_is_trained_on()
 
 
 def test_corrections_train_with_rehearsal_of_ordinary_talk_and_no_thumbs_stage() -> None:
-    options = TrainingOptions(min_new_feedback=1, max_person_share=None, replay_share=0.25)
+    options = TrainingOptions(
+        min_new_feedback=1, max_person_share=None, replay_share=0.25, replay_min_rows=0
+    )
     records = [record(i, prompt_words=3, correction_text=f"Better {i}.") for i in range(40)]
     data = build_dataset(records, options)
     own = [row for row in data.sft if row["person"] != REPLAY_PERSON]
@@ -96,6 +98,11 @@ def test_corrections_train_with_rehearsal_of_ordinary_talk_and_no_thumbs_stage()
     assert build_dataset(records, options).sft == data.sft  # seeded
     assert replay_count(0, 0.25) == 0
     assert replay_count(30, 0.0) == 0
+    # A small night still rehearses: never fewer than the floor.
+    assert replay_count(8, 0.25, at_least=40) == 40
+    assert replay_count(160, 0.25, at_least=40) == 53
+    small = build_dataset(records[:10], replace(options, replay_min_rows=40))
+    assert sum(row["person"] == REPLAY_PERSON for row in small.sft) == 40
     dpo = build_dataset(records, replace(options, correction_method="dpo"))
     assert dpo.counts.replay_rows == 0
     assert len(dpo.dpo) == len(own)
@@ -158,7 +165,9 @@ def test_kto_weights_balance_the_many_thumbs_up_against_the_few_thumbs_down() ->
 
 
 def test_thumbs_train_with_rehearsal_of_ordinary_talk_as_liked_answers() -> None:
-    options = TrainingOptions(min_new_feedback=1, max_person_share=None, replay_share=0.25)
+    options = TrainingOptions(
+        min_new_feedback=1, max_person_share=None, replay_share=0.25, replay_min_rows=0
+    )
     records = [
         replace(record(i, prompt_words=3, correction_text=None), rating=rating)
         for i in range(40)

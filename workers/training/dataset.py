@@ -275,12 +275,12 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
                     }
                 )
     if options.correction_method == "sft":
-        extra = replay_rows(replay_count(len(data.sft), options.replay_share), options)
+        extra = replay_rows(_replay_count(len(data.sft), options), options)
         counts.replay_rows = len(extra)
         data.sft += extra
     if data.kto:
         # The thumbs' stage rehearses too: plain exchanges as liked answers (KTO's 👍).
-        extra = replay_rows(replay_count(len(data.kto), options.replay_share), options)
+        extra = replay_rows(_replay_count(len(data.kto), options), options)
         counts.replay_rows += len(extra)
         data.kto += [{**row, "label": True} for row in extra]
     counts.kto_rows, counts.dpo_rows, counts.sft_rows = len(data.kto), len(data.dpo), len(data.sft)
@@ -291,6 +291,10 @@ def build_dataset(records: Sequence[FeedbackRecord], options: TrainingOptions) -
     for rows in (data.kto, data.dpo, data.sft):
         random.Random(options.seed).shuffle(rows)
     return data
+
+
+def _replay_count(rows: int, options: TrainingOptions) -> int:
+    return replay_count(rows, options.replay_share, options.replay_min_rows)
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -31,7 +31,8 @@ class TrainingOptions:
     ``lora_layers``, or of every layer); KTO on
     thumbs (its loss weights balancing 👍 against 👎, :func:`.train.kto_weights`), then
     ``correction_method`` ("sft" or "dpo") on corrections; the KTO and SFT rows have
-    ``replay_share`` of ordinary chitchat mixed in; each stage trains ``epochs`` over its rows,
+    ``replay_share`` of ordinary chitchat mixed in (``replay_min_rows`` at least); each stage
+    trains ``epochs`` over its rows,
     ``max_steps`` (per stage) at most.
 
     Gate: the adapter passes when the held-out preference accuracy rises by at least
@@ -61,7 +62,8 @@ class TrainingOptions:
     kto_beta: float = 0.1
     correction_method: Literal["dpo", "sft"] = "sft"
     dpo_beta: float = 0.1
-    replay_share: float = 0.4
+    replay_share: float = 0.25
+    replay_min_rows: int = 40
     # Data
     min_new_feedback: int = 50
     held_out_fraction: float = 0.2
@@ -102,6 +104,8 @@ class TrainingOptions:
             problems.append("max_length must be at least 16 tokens")
         if not 0.0 <= self.replay_share < 1.0:
             problems.append("replay_share must be in [0, 1)")
+        if self.replay_min_rows < 0:
+            problems.append("replay_min_rows must be at least 0")
         if self.correction_method not in ("dpo", "sft"):
             problems.append("correction_method must be 'dpo' or 'sft'")
         if self.min_new_feedback < 1:

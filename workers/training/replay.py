@@ -22,11 +22,12 @@ REPLAY_PERSON = "replay"
 """The ``person`` of a rehearsal row: nobody's feedback."""
 
 
-def replay_count(rows: int, share: float) -> int:
-    """How many rehearsal rows make up ``share`` of a stage that has ``rows`` of its own."""
+def replay_count(rows: int, share: float, at_least: int = 0) -> int:
+    """How many rehearsal rows make up ``share`` of a stage that has ``rows`` of its own,
+    and never fewer than ``at_least`` (a small night's narrow signal drifts the most)."""
     if rows <= 0 or share <= 0.0:
         return 0
-    return round(rows * share / (1.0 - share))
+    return max(round(rows * share / (1.0 - share)), at_least)
 
 
 def replay_rows(count: int, options: TrainingOptions) -> list[dict[str, Any]]:
