@@ -162,9 +162,11 @@ async def test_a_server_killed_mid_answer_ends_it_with_the_apology_and_answers_a
 async def test_a_slow_server_is_cut_off_at_the_time_limit(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:
-    # The limit leaves a loaded 2-core machine time for the first token; 200 tokens at a
-    # second each would take minutes.
-    slow = RateLimitingProxy(llama_server.base_url, limited=0, delay_s=1.0)
+    # The limit leaves a loaded 2-core machine time for the first token; 200 tokens at 3 s
+    # each would take ten minutes, and any answer longer than 10 tokens outlasts the limit
+    # (greedy answers vary in length with the per-process canary in the prompt: at 1 s a
+    # token, one answer ended by itself after 20 s).
+    slow = RateLimitingProxy(llama_server.base_url, limited=0, delay_s=3.0)
     slow.start()
     settings = engine_settings(slow.base_url, tmp_path, max_new_tokens=200, answer_time_limit_s=30)
     parley = build_embedded(settings)
