@@ -45,12 +45,12 @@ from core.types import UserProfile
 from workers.training.profile_eval_pool import EVAL
 from workers.training.profile_leaks import canary as _canary
 from workers.training.profile_leaks import chitchat as _chitchat
-from workers.training.profile_leaks import eval_terms, mentions
+from workers.training.profile_leaks import chitchat_rows, eval_terms, mentions
 from workers.training.profile_length import length_rows
 from workers.training.profile_persona import Persona, personas
 from workers.training.profile_phrasings import PARLEY_ANSWERS, UPSET_ANSWERS, UPSET_HELP
 from workers.training.profile_pools import Pools
-from workers.training.profile_probe import Probe, answer_topic, examples
+from workers.training.profile_probe import Probe, answer_topic, examples, tone_pair
 from workers.training.profile_prompt import make_builder, prompt_for
 from workers.training.profile_train_pool import TRAIN
 
@@ -120,8 +120,6 @@ def style_rows(
     and a smaller share of chitchat (only training pools, like :func:`build_rows`)."""
     from dataclasses import replace
 
-    from workers.training.regression import regression_set
-
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
 
@@ -143,13 +141,8 @@ def style_rows(
                 Probe("length", who, topic.question, topic=topic.question),
                 answer_topic(topic, who, rng),
             )
-        topic = rng.choice(TRAIN.topics)
-        for tone in ("formal", "casual"):
-            who = replace(persona, tone=tone, length=None)
-            add(
-                Probe("tone", who, topic.question, topic=topic.question),
-                answer_topic(topic, who, rng),
-            )
+        for probe, answer in tone_pair(persona, TRAIN.topics, rng):
+            add(probe, answer)
         if rng.random() < 0.5:
             add(
                 Probe("parley", persona, rng.choice(TRAIN.parley_questions)),
@@ -162,17 +155,7 @@ def style_rows(
                 Probe("upset", persona, rng.choice(TRAIN.upset), upset=True),
                 rng.choice(UPSET_ANSWERS).format(help=rng.choice(UPSET_HELP)),
             )
-    held = {item.key for item in regression_set(256, 0)}
-    exchanges = _chitchat(held)
-    wanted = int(len(rows) * chitchat_share / (1.0 - chitchat_share))
-    terms = eval_terms()
-    for key, said, reply in rng.sample(exchanges, wanted):
-        if mentions(f"{said} {reply}", terms):
-            continue
-        prompt = prompt_for(settings, tokens, UserProfile(), said, canary=_canary(rng))
-        rows.append(
-            {"kind": "chitchat", "key": key, "prompt": prompt, "completion": _assistant(reply)}
-        )
+    rows += chitchat_rows(settings, tokens, rng, len(rows), chitchat_share)
     rng.shuffle(rows)
     return rows
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from config.settings import Settings
+from core.generator import TokenCounter
+from core.types import UserProfile
 from workers.training.profile_eval_pool import EVAL
 from workers.training.profile_pools import Pools
+from workers.training.profile_prompt import prompt_for
 
-__all__ = ["canary", "chitchat", "eval_terms", "mentions"]
+__all__ = ["canary", "chitchat", "chitchat_rows", "eval_terms", "mentions"]
 
 
 def canary(rng: random.Random) -> str:
@@ -48,3 +53,23 @@ def mentions(text: str, terms: Sequence[str]) -> str | None:
         if re.search(rf"\b{re.escape(term)}\b", text, re.I):
             return term
     return None
+
+
+def chitchat_rows(
+    settings: Settings, tokens: TokenCounter, rng: random.Random, rows: int, share: float
+) -> list[dict[str, Any]]:
+    """Plain chitchat rows (no profile) to make up ``share`` of a stage with ``rows`` of its
+    own: none of the nightly regression set, none that names an evaluation word."""
+    from workers.training.regression import regression_set
+
+    held = {item.key for item in regression_set(256, 0)}
+    wanted = int(rows * share / (1.0 - share))
+    terms = eval_terms()
+    found = []
+    for key, said, reply in rng.sample(chitchat(held), wanted):
+        if mentions(f"{said} {reply}", terms):
+            continue
+        prompt = prompt_for(settings, tokens, UserProfile(), said, canary=canary(rng))
+        completion = [{"role": "assistant", "content": reply}]
+        found.append({"kind": "chitchat", "key": key, "prompt": prompt, "completion": completion})
+    return found

@@ -19,13 +19,11 @@ from typing import Any
 
 from config.settings import Settings
 from core.generator import TokenCounter
-from core.types import UserProfile
 from workers.training.profile_leaks import canary as _canary
-from workers.training.profile_leaks import chitchat as _chitchat
-from workers.training.profile_leaks import eval_terms, mentions
+from workers.training.profile_leaks import chitchat_rows
 from workers.training.profile_persona import personas
 from workers.training.profile_pools import Topic
-from workers.training.profile_probe import Probe, answer_topic, examples
+from workers.training.profile_probe import Probe, examples, tone_pair
 from workers.training.profile_prompt import prompt_for
 from workers.training.profile_train_pool import TRAIN
 
@@ -60,19 +58,13 @@ def length_rows(
     settings: Settings, tokens: TokenCounter, *, people: int, chitchat_share: float, seed: int
 ) -> list[dict[str, Any]]:
     """The rows of the module docstring, shuffled."""
-    from workers.training.regression import regression_set
-
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
 
-    def add(probe: Probe, answer: str, profile: UserProfile | None = None) -> None:
+    def add(probe: Probe, answer: str) -> None:
+        profile = probe.persona.profile(rng)
         prompt = prompt_for(
-            settings,
-            tokens,
-            profile if profile is not None else probe.persona.profile(rng),
-            probe.message,
-            upset=probe.upset,
-            canary=_canary(rng),
+            settings, tokens, profile, probe.message, upset=probe.upset, canary=_canary(rng)
         )
         rows.append({"kind": probe.kind, "prompt": prompt, "completion": [_said(answer)]})
 
@@ -88,23 +80,9 @@ def length_rows(
                 Probe("length", detailed, topic.question, topic=topic.question),
                 detailed_answer(topic, rng),
             )
-        topic = rng.choice(TRAIN.topics)
-        for tone in ("formal", "casual"):
-            who = replace(persona, tone=tone, length=None)
-            add(
-                Probe("tone", who, topic.question, topic=topic.question),
-                answer_topic(topic, who, rng),
-            )
-    held = {item.key for item in regression_set(256, 0)}
-    wanted = int(len(rows) * chitchat_share / (1.0 - chitchat_share))
-    terms = eval_terms()
-    for key, said, reply in rng.sample(_chitchat(held), wanted):
-        if mentions(f"{said} {reply}", terms):
-            continue
-        prompt = prompt_for(settings, tokens, UserProfile(), said, canary=_canary(rng))
-        rows.append(
-            {"kind": "chitchat", "key": key, "prompt": prompt, "completion": [_said(reply)]}
-        )
+        for probe, answer in tone_pair(persona, TRAIN.topics, rng):
+            add(probe, answer)
+    rows += chitchat_rows(settings, tokens, rng, len(rows), chitchat_share)
     rng.shuffle(rows)
     return rows
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from workers.training.profile_persona import Persona
 from workers.training.profile_phrasings import (
@@ -34,7 +34,7 @@ from workers.training.profile_phrasings import (
 )
 from workers.training.profile_pools import Pools, Topic
 
-__all__ = ["Probe", "answer_topic", "examples"]
+__all__ = ["Probe", "answer_topic", "examples", "tone_pair"]
 
 
 def _styled(text: str, persona: Persona, rng: random.Random) -> str:
@@ -184,3 +184,17 @@ def examples(persona: Persona, pools: Pools, rng: random.Random) -> list[tuple[P
             )
         )
     return found
+
+
+def tone_pair(
+    persona: Persona, topics: Sequence[Topic], rng: random.Random
+) -> Iterator[tuple[Probe, str]]:
+    """One of ``topics`` asked by ``persona`` once formal, once casual, each with its answer
+    (lazily: the caller's use of ``rng`` between the two keeps a seeded data set the same)."""
+    topic = rng.choice(topics)
+    for tone in ("formal", "casual"):
+        who = replace(persona, tone=tone, length=None)
+        yield (
+            Probe("tone", who, topic.question, topic=topic.question),
+            answer_topic(topic, who, rng),
+        )
